@@ -1,0 +1,257 @@
+"""RunSpec, the frozen description of one run, and suites: TOML grids expanded into RunSpecs.
+
+Everything that changes a run's result is a RunSpec field; its ``key`` (a hash of the canonical JSON)
+is the store's primary key, so a repeated run is skipped and an interrupted suite resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import activations
+from activations.errors import InputError
+from bench.data import DATASETS
+from bench.init import INITS
+from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN, MODELS
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+LOSSES = ("cross_entropy", "mse_sigmoid", "mse_softmax")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "float64")
+AMPS = ("none", "bf16")
+RECORD_SCHEMA = 1
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class ConfigError(InputError):
+    """An invalid RunSpec field or suite file."""
+
+
+def choose(kind: str, value: str, valid: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``valid``, else an error naming the closest valid values."""
+    if value in valid:
+        return value
+    close = difflib.get_close_matches(str(value), valid, n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(f"unknown {kind} {value!r}{hint} (valid: {', '.join(valid)})")
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes cuda, then mps, then cpu; an unavailable device is an input error."""
+    choose("device", device.split(":")[0], DEVICES)
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine (use --device cpu)")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' requested but MPS is not available on this machine (use --device cpu)")
+    return device
+
+
+def _widths(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated positive integers like 512,256, got {value!r}") from None
+    value = tuple(value)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        raise ConfigError(f"{name} must be positive integers, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that changes a run's result. Validated and normalised on construction."""
+
+    dataset: str = "mnist"
+    model: str = "mlp"
+    hidden: tuple[int, ...] = ()  # dense hidden widths; () = the model's default
+    channels: tuple[int, ...] = ()  # conv widths (cnn only); () = the model's default
+    activation: str = "relu"
+    init: str = "auto"
+    bias_init: float = 0.0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "constant"
+    batch_size: int = 128
+    epochs: int = 10
+    seed: int = 0
+    weight_decay: float = 0.0
+    decay_act_params: bool = False
+    dropout: float = 0.0
+    batch_norm: bool = False
+    augment: bool = False
+    patience: int = 0  # early stopping on validation accuracy; 0 = off
+    loss: str = "cross_entropy"
+    device: str = "cpu"
+    dtype: str = "float32"
+    amp: str = "none"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)
+        choose("dataset", self.dataset, DATASETS)
+        choose("model", self.model, MODELS)
+        choose("initializer", self.init, INITS)
+        choose("optimizer", self.optimizer, OPTIMIZERS)
+        choose("schedule", self.schedule, SCHEDULES)
+        choose("loss", self.loss, LOSSES)
+        choose("dtype", self.dtype, DTYPES)
+        choose("amp", self.amp, AMPS)
+        set_("activation", activations.canonical(self.activation))
+        set_("hidden", _widths("hidden", self.hidden) or DEFAULT_HIDDEN[self.model])
+        channels = _widths("channels", self.channels) or DEFAULT_CHANNELS.get(self.model, ())
+        if channels and self.model != "cnn":
+            raise ConfigError(f"channels apply to the cnn model only, not {self.model!r}")
+        set_("channels", channels)
+        set_("device", resolve_device(self.device))
+        if self.amp != "none" and not self.device.startswith("cuda"):
+            raise ConfigError(f"amp={self.amp!r} needs a CUDA device, not {self.device!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("seed", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "dropout", "bias_init"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+            set_(name, float(value))
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("weight_decay must be >= 0 and momentum in [0, 1)")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("nesterov", "decay_act_params", "batch_norm", "augment", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def key(self) -> str:
+        """Stable across processes and Python versions: a hash of the canonical JSON."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        return f"{self.activation} {self.model}/{self.dataset} seed={self.seed}"
+
+    def flat(self) -> dict[str, Any]:
+        """Spec fields as scalars (widths joined by commas), for records and tables."""
+        out = self.as_dict()
+        out["hidden"] = ",".join(map(str, self.hidden))
+        out["channels"] = ",".join(map(str, self.channels))
+        return out
+
+
+FIELDS = tuple(f.name for f in fields(RunSpec))
+WIDTH_FIELDS = ("hidden", "channels")
+
+
+def make_spec(values: dict[str, Any]) -> RunSpec:
+    """A RunSpec from a dict, naming unknown keys and bad types in the error."""
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown RunSpec field {unknown[0]!r}{hint}")
+    try:
+        return RunSpec(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _is_grid(name: str, value: Any) -> bool:
+    if name in WIDTH_FIELDS:  # a list of ints is one value; a list of lists (or strings) is a grid
+        return isinstance(value, list) and any(isinstance(v, list | str) for v in value)
+    return isinstance(value, list)
+
+
+def expand(values: dict[str, Any]) -> list[RunSpec]:
+    """The cartesian product over list-valued fields; ``seeds = N`` is shorthand for ``seed = [0, ..., N-1]``."""
+    values = dict(values)
+    if "seeds" in values:
+        n = values.pop("seeds")
+        if "seed" in values:
+            raise ConfigError("give either seeds (a count) or seed (a list), not both")
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise ConfigError(f"seeds must be a positive integer, got {n!r}")
+        values["seed"] = list(range(n))
+    grid = {k: (v if _is_grid(k, v) else [v]) for k, v in values.items()}
+    for k, v in grid.items():
+        if not v:
+            raise ConfigError(f"{k} is an empty list")
+    names = list(grid)
+    specs = [make_spec(dict(zip(names, combo, strict=True))) for combo in itertools.product(*grid.values())]
+    return list(dict.fromkeys(specs))  # drop repeats (e.g. "swish" and "silu"), keep order
+
+
+def suite_path(name_or_path: str) -> Path:
+    """A suite name (``quick``) from bench/suites, or a path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"suite file {str(path)!r} does not exist")
+        return path
+    candidate = SUITES_DIR / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+    choose("suite", name_or_path, tuple(known))
+    raise AssertionError("unreachable")
+
+
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """All RunSpecs of a suite, validated before anything runs. ``overrides`` (e.g. device) apply to every grid.
+
+    A suite's top-level keys are RunSpec fields shared by every grid; each ``[[grid]]`` table adds or
+    replaces fields; list values are expanded as a cartesian product.
+    """
+    path = suite_path(name_or_path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"suite {str(path)!r} is not valid TOML: {exc}") from None
+    doc.pop("description", None)
+    grids = doc.pop("grid", [{}])
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise ConfigError(f"suite {str(path)!r}: [[grid]] must be an array of tables")
+    specs: list[RunSpec] = []
+    for i, grid in enumerate(grids, start=1):
+        try:
+            specs += expand({**doc, **grid, **(overrides or {})})
+        except ConfigError as exc:
+            where = f" grid {i}" if len(grids) > 1 else ""
+            raise ConfigError(f"suite {str(path)!r}{where}: {exc}") from None
+    return list(dict.fromkeys(specs))
+
+
+def suite_description(name_or_path: str) -> str:
+    return str(tomllib.loads(suite_path(name_or_path).read_text()).get("description", ""))

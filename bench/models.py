@@ -1,0 +1,92 @@
+"""The networks under test. Each takes the activation as an injected factory and contains no other one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch.nn as nn
+
+import activations
+
+MODELS = ("mlp", "deep_mlp", "cnn")
+DEFAULT_HIDDEN = {"mlp": (256, 256), "deep_mlp": (64,) * 10, "cnn": (128,)}
+DEFAULT_CHANNELS = {"cnn": (16, 32)}
+WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
+
+
+def _pre_width(width: int, act_layer: Callable[[], nn.Module]) -> int:
+    """Width the layer before the activation must have so that the activation outputs ``width``."""
+    factor = activations.width_factor(act_layer())
+    pre = round(width / factor)
+    if not math.isclose(pre * factor, width):
+        raise ValueError(f"width {width} is not reachable with an activation of width factor {factor}")
+    return pre
+
+
+def _dense_blocks(in_features: int, hidden: tuple[int, ...], act_layer, dropout: float, batch_norm: bool) -> list:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        pre = _pre_width(width, act_layer)
+        layers.append(nn.Linear(in_features, pre))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(pre))
+        layers.append(act_layer())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_features = width
+    return layers
+
+
+def build(
+    model: str,
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    act_layer: Callable[[], nn.Module],
+    *,
+    hidden: tuple[int, ...] = (),
+    channels: tuple[int, ...] = (),
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> nn.Sequential:
+    """An ``mlp``/``deep_mlp`` (flatten, dense blocks) or ``cnn`` (3x3 conv blocks with 2x2 max-pool, then dense).
+
+    Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks]; the last
+    layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS.
+    """
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
+    hidden = hidden or DEFAULT_HIDDEN[model]
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    if model == "cnn":
+        for width in channels or DEFAULT_CHANNELS["cnn"]:
+            pre = _pre_width(width, act_layer)
+            layers.append(nn.Conv2d(c, pre, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(pre))
+            layers += [act_layer(), nn.MaxPool2d(2)]
+            c, h, w = width, h // 2, w // 2
+    layers.append(nn.Flatten())
+    layers += _dense_blocks(c * h * w, hidden, act_layer, dropout, batch_norm)
+    layers.append(nn.Linear(hidden[-1], num_classes))
+    return nn.Sequential(*layers)
+
+
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """Linear and conv layers in forward order (the last one is the classifier)."""
+    return [m for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
+
+
+STRUCTURAL = (nn.Sequential, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.MaxPool2d, nn.Flatten)
+
+
+def activation_modules(model: nn.Module) -> list[nn.Module]:
+    """The activation modules of a model built here, in forward order: every child that is not structure."""
+    found: list[nn.Module] = []
+    for child in model.children():
+        if isinstance(child, nn.Sequential):
+            found += activation_modules(child)
+        elif not isinstance(child, STRUCTURAL):
+            found.append(child)
+    return found

@@ -1,0 +1,73 @@
+"""Per-layer probes on a fixed batch: gradient norm, activation mean/std, dead and saturated units."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+
+from bench.models import activation_modules, weight_layers
+
+SATURATION = 0.01  # |f'| below 1 % of the activation's maximum |f'| counts as saturated
+
+
+def _derivative(act: nn.Module, pre: torch.Tensor) -> torch.Tensor:
+    """f'(x) elementwise at the captured pre-activations (for maxout: 1 for the winning input, else 0)."""
+    with torch.enable_grad():
+        x = pre.detach().requires_grad_(True)
+        (dx,) = torch.autograd.grad(act(x).sum(), x)
+    return dx
+
+
+def probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    max_abs_df: float,
+    epoch: int,
+) -> list[dict]:
+    """Long-format rows (epoch, layer, name, metric, value) for one probe batch, in eval mode.
+
+    Layer i is the i-th weight layer and the activation that follows it; the classifier is the last
+    layer and has only a gradient norm. A unit (feature or channel) is dead when f' = 0 for every
+    sample (and position) of the batch. Parameter gradients are cleared before and after.
+    """
+    acts, layers = activation_modules(model), weight_layers(model)
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = [
+        m.register_forward_hook(lambda _m, inp, out, i=i: captured.__setitem__(i, (inp[0].detach(), out.detach())))
+        for i, m in enumerate(acts)
+    ]
+    was_training = model.training
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    try:
+        with torch.enable_grad():
+            loss_fn(model(x), y).backward()
+        grad_norms = [float(layer.weight.grad.norm()) for layer in layers]
+    finally:
+        for h in hooks:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+
+    rows = []
+    for i, layer in enumerate(layers):
+        kind = "out" if i == len(layers) - 1 else ("conv" if isinstance(layer, nn.Conv2d) else "fc")
+        name = "out" if kind == "out" else f"{kind}{i + 1}"
+        metrics = {"grad_norm": grad_norms[i]}
+        if i in captured:
+            pre, out = captured[i]
+            df = _derivative(acts[i], pre).abs()
+            limit = max_abs_df if math.isfinite(max_abs_df) else float(df.max())
+            metrics.update(
+                act_mean=float(out.float().mean()),
+                act_std=float(out.float().std()),
+                dead_frac=float((df == 0).transpose(0, 1).flatten(1).all(dim=1).float().mean()),
+                saturated_frac=float((df < SATURATION * limit).float().mean()),
+            )
+        rows += [{"epoch": epoch, "layer": i + 1, "name": name, "metric": k, "value": v} for k, v in metrics.items()]
+    return rows

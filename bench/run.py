@@ -1,0 +1,246 @@
+"""``python -m bench.run``: train networks with one or more activations and record every run in the store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import traceback
+from typing import Any, NoReturn
+
+from activations.errors import InputError
+from bench import data
+from bench.config import (
+    DEVICES,
+    FIELDS,
+    LOSSES,
+    OPTIMIZERS,
+    SCHEDULES,
+    ConfigError,
+    RunSpec,
+    expand,
+    load_suite,
+)
+from bench.executors import execute
+from bench.init import INITS
+from bench.models import MODELS
+from bench.store import DEFAULT_PATH, Store
+
+EXAMPLES = """\
+examples:
+  python -m bench.run --activation elu
+  python -m bench.run --activation relu,gelu,"leaky_relu(negative_slope=0.1)" --dataset fashion_mnist --seeds 3
+  python -m bench.run --model cnn --activation tanh --init normal,lecun --epochs 5
+  python -m bench.run --suite quick --json
+  python -m bench.run --suite my_grid.toml --device cuda
+
+Runs already in the store (same RunSpec key) are skipped, so rerunning a command resumes it;
+--force trains them again. Read results with `python -m bench.export` or the reports.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def split_list(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses: ``relu,hardtanh(min_val=-2, max_val=2)``."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    items.append(current.strip())
+    return [i for i in items if i]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = Parser(
+        prog="python -m bench.run",
+        description="Train identical networks with each activation (paired by seed) and record every run in an "
+        "SQLite store. Options that take several values (comma-separated or repeated) form a grid.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = p.add_argument_group(
+        "what to train (defaults: relu, mnist, mlp 256-256, auto init, adam 1e-3, batch 128, 10 epochs)"
+    )
+    what.add_argument(
+        "--activation",
+        "-a",
+        action="append",
+        metavar="SPEC",
+        help="activation spec, repeatable or comma-separated: elu, 'elu(alpha=0.5)', pkg.module:Class",
+    )
+    what.add_argument("--dataset", metavar="NAMES", help=f"{', '.join(data.DATASETS)}")
+    what.add_argument("--model", metavar="NAMES", help=f"{', '.join(MODELS)}")
+    what.add_argument("--hidden", metavar="WIDTHS", help="dense hidden widths, e.g. 512,256 (default: the model's)")
+    what.add_argument("--channels", metavar="WIDTHS", help="cnn conv widths, e.g. 32,64 (default 16,32)")
+    what.add_argument(
+        "--init", metavar="NAMES", help=f"{', '.join(INITS)} (auto: the activation's variance-keeping gain)"
+    )
+    what.add_argument("--bias-init", metavar="X", help="bias value (default 0)")
+    what.add_argument("--batch-norm", action="store_const", const="true", help="batch norm before each activation")
+    how = p.add_argument_group("how to train")
+    how.add_argument("--optimizer", metavar="NAMES", help=f"{', '.join(OPTIMIZERS)}")
+    how.add_argument("--lr", metavar="X", help="learning rate(s), e.g. 1e-3 or 1e-3,1e-2")
+    how.add_argument("--momentum", metavar="X", help="for the momentum optimizer (default 0.9)")
+    how.add_argument("--nesterov", action="store_const", const="true", help="Nesterov momentum")
+    how.add_argument("--schedule", metavar="NAMES", help=f"{', '.join(SCHEDULES)}")
+    how.add_argument("--batch-size", metavar="N")
+    how.add_argument("--epochs", metavar="N")
+    how.add_argument("--loss", metavar="NAMES", help=f"{', '.join(LOSSES)}")
+    how.add_argument("--seeds", metavar="N", type=int, help="seeds 0..N-1 (default: seed 0)")
+    how.add_argument("--seed", metavar="LIST", help="explicit seeds, e.g. 0,1,2")
+    reg = p.add_argument_group("regularizers")
+    reg.add_argument("--weight-decay", metavar="X", help="L2 on weights (never biases or norm parameters)")
+    reg.add_argument(
+        "--decay-act-params",
+        action="store_const",
+        const="true",
+        help="also apply weight decay to an activation's learnable parameters",
+    )
+    reg.add_argument("--dropout", metavar="P", help="dropout after each dense hidden activation")
+    reg.add_argument(
+        "--augment", action="store_const", const="true", help="shifts/rotations (digits), crop+flip (CIFAR)"
+    )
+    reg.add_argument(
+        "--patience", metavar="N", help="early stopping after N epochs without a better validation accuracy"
+    )
+    where = p.add_argument_group("where")
+    where.add_argument(
+        "--device", metavar="NAME", help=f"{', '.join(DEVICES)} (default auto: cuda, then mps, then cpu)"
+    )
+    where.add_argument("--dtype", metavar="NAME", help="float32 (default) or float64")
+    where.add_argument("--amp", metavar="NAME", help="bf16 autocast on CUDA (default none)")
+    where.add_argument("--compile", action="store_const", const="true", help="torch.compile the model")
+    where.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA, else ~/.cache/actbench/data)")
+    where.add_argument("--download", action="store_true", help="download missing datasets into the data folder")
+    where.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store (default {DEFAULT_PATH})")
+    p.add_argument(
+        "--suite",
+        help="a suite name from bench/suites (quick, default, ...) or a .toml file; "
+        "options given here override the suite's",
+    )
+    p.add_argument("--force", action="store_true", help="train again runs that are already in the store")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (key, status in store) and exit")
+    p.add_argument("--json", action="store_true", help="one JSON record per finished run on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p.parse_args(argv)
+
+
+def _convert(name: str, text: str) -> Any:
+    default = getattr(RunSpec(), name) if name != "device" else ""
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {text!r}") from None
+    return text
+
+
+def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """RunSpec fields given on the command line; comma-separated values become lists (a grid)."""
+    values: dict[str, Any] = {}
+    if args.activation:
+        values["activation"] = [s for chunk in args.activation for s in split_list(chunk)]
+    for name in FIELDS:
+        text = getattr(args, name, None)
+        if name == "activation" or text is None:
+            continue
+        if name in ("hidden", "channels"):
+            values[name] = text
+            continue
+        items = [_convert(name, t) for t in split_list(text)]
+        values[name] = items if len(items) > 1 else items[0]
+    if args.seeds is not None:
+        values["seeds"] = args.seeds
+    return values
+
+
+def _json_safe(record: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        values = grid_from_args(args)
+        values.setdefault("device", "auto")
+        specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
+        for name in sorted({s.dataset for s in specs}):  # bad data folder: fail now, not after an hour
+            data.load(name, args.data_dir, download=args.download)
+        store = Store(args.store, readonly=args.dry_run)
+    except InputError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    with store:
+        if args.dry_run:
+            done = store.finished_keys()
+            for s in specs:
+                print(f"{s.key}  {'done' if s.key in done else 'todo'}  {s.label()}  {s.canonical_json()}")
+            return 0
+
+        def report(record: dict) -> None:
+            acc = record.get("test_acc", math.nan)
+            print(
+                f"{record['status']:>8}  {record['activation']} {record['model']}/{record['dataset']}"
+                f" seed={record['seed']}"
+                f"  test_acc={acc:.4f}  {record.get('wall_seconds', math.nan):.1f}s"
+                + (f"  ({record['error']})" if record.get("error") else ""),
+                file=sys.stderr,
+            )
+            if args.json:
+                print(json.dumps(_json_safe(record)), flush=True)
+
+        try:
+            summary = execute(
+                specs,
+                store,
+                data_dir=args.data_dir,
+                download=args.download,
+                force=args.force,
+                progress=not args.quiet,
+                on_record=report,
+            )
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted: every finished run is saved in {args.store}; run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            if args.debug:
+                raise
+            print(
+                f"error: {type(exc).__name__}: {exc} (finished runs are saved in {args.store}; --debug for details)",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"{summary.line()}; store: {args.store}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""RunSpec validation and keys; suites expand into validated grids."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+
+from activations import InputError
+from bench.config import FIELDS, ConfigError, RunSpec, expand, load_suite, make_spec
+
+
+def test_defaults_are_normalised():
+    spec = RunSpec()
+    assert spec.hidden == (256, 256) and spec.channels == () and spec.device == "cpu"
+    assert RunSpec(model="cnn").channels == (16, 32)
+    assert RunSpec(activation="swish") == RunSpec(activation="SiLU")
+    assert RunSpec(activation="elu(alpha=1.0)").key == RunSpec(activation="elu").key
+    assert RunSpec(hidden="512, 256").hidden == (512, 256)
+
+
+def test_key_changes_when_any_field_changes():
+    base = RunSpec()
+    changed = {
+        "dataset": "fashion_mnist",
+        "model": "deep_mlp",
+        "hidden": (128,),
+        "activation": "tanh",
+        "init": "lecun",
+        "bias_init": 0.1,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.5,
+        "nesterov": True,
+        "schedule": "cosine",
+        "batch_size": 64,
+        "epochs": 3,
+        "seed": 1,
+        "weight_decay": 1e-4,
+        "decay_act_params": True,
+        "dropout": 0.5,
+        "batch_norm": True,
+        "augment": True,
+        "patience": 10,
+        "loss": "mse_sigmoid",
+        "dtype": "float64",
+        "compile": True,
+    }
+    untestable_here = {"channels", "device", "amp"}  # channels need cnn; cuda/amp are not on this machine
+    assert set(changed) | untestable_here == set(FIELDS)
+    keys = {base.key}
+    for name, value in changed.items():
+        spec = dataclasses.replace(base, **{name: value})
+        assert spec.key not in keys, name
+        keys.add(spec.key)
+    assert RunSpec(model="cnn", channels=(8, 16)).key != RunSpec(model="cnn").key
+
+
+def test_key_is_stable_across_processes_and_hash_seeds():
+    code = "from bench.config import RunSpec; print(RunSpec(activation='elu(alpha=0.5)', seed=3).key)"
+    keys = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        keys.add(out.stdout.strip())
+    assert keys == {RunSpec(activation="elu(alpha=0.5)", seed=3).key}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"dataset": "mnits"}, "unknown dataset 'mnits'; did you mean mnist"),
+        ({"model": "cnnn"}, "did you mean cnn"),
+        ({"init": "xavier"}, "did you mean xavier_normal, xavier_uniform"),
+        ({"optimizer": "adma"}, "did you mean adam"),
+        ({"activation": "reluu"}, "did you mean relu, "),
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"epochs": -3}, "epochs must be a positive integer"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"lr": -1e-3}, "lr must be > 0"),
+        ({"lr": float("nan")}, "finite"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"hidden": "512,x"}, "hidden"),
+        ({"channels": (8, 16)}, "cnn model only"),
+        ({"device": "cuda"}, "CUDA is not available"),
+        ({"device": "tpu"}, "unknown device"),
+        ({"amp": "bf16"}, "needs a CUDA device"),
+        ({"learning_rate": 0.1}, "unknown RunSpec field 'learning_rate'"),
+    ],
+)
+def test_bad_values_name_the_problem(values, message):
+    with pytest.raises(InputError, match=message):
+        make_spec(values)
+
+
+def test_grid_expansion():
+    specs = expand({"activation": ["relu", "tanh", "swish", "silu"], "seeds": 2, "lr": [1e-3, 1e-2]})
+    assert len(specs) == 3 * 2 * 2  # swish and silu are one activation
+    assert {s.seed for s in specs} == {0, 1}
+    assert len(expand({"hidden": [[64], [32, 32]]})) == 2
+    assert expand({"hidden": [64, 32]})[0].hidden == (64, 32)
+
+
+def test_suites_load_and_are_validated(tmp_path):
+    quick = load_suite("quick")
+    assert quick and all(isinstance(s, RunSpec) for s in quick)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('activation = ["relu"]\nepochs = 2\nepochz = 3\n')
+    with pytest.raises(ConfigError, match="unknown RunSpec field 'epochz'; did you mean 'epochs'"):
+        load_suite(str(bad))
+    broken = tmp_path / "broken.toml"
+    broken.write_text('activation = ["relu"\nepochs = 2\n')
+    with pytest.raises(ConfigError, match="line 2"):
+        load_suite(str(broken))
+    with pytest.raises(ConfigError, match="unknown suite 'quik'; did you mean quick"):
+        load_suite("quik")
+    grids = tmp_path / "grids.toml"
+    grids.write_text(
+        'epochs = 1\nseeds = 2\n[[grid]]\ndataset = ["mnist", "fashion_mnist"]\n'
+        '[[grid]]\nmodel = "cnn"\nactivation = ["relu", "elu"]\n'
+    )
+    specs = load_suite(str(grids), overrides={"epochs": 3})
+    assert len(specs) == 2 * 2 + 2 * 2 and {s.epochs for s in specs} == {3}
