@@ -248,8 +248,8 @@ def _import_object(target: str) -> Callable[..., nn.Module]:
         obj = getattr(module, attr)
     except AttributeError:
         raise InputError(f"activation {target!r}: module {module_name!r} has no attribute {attr!r}") from None
-    if not callable(obj):
-        raise InputError(f"activation {target!r} is not a class or a callable")
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise InputError(f"activation {target!r} is not an nn.Module class")
     return obj
 
 

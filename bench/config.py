@@ -91,7 +91,7 @@ class RunSpec:
     lr: float = 1e-3
     momentum: float = 0.9
     nesterov: bool = False
-    schedule: str = "constant"
+    schedule: str = "cosine"
     batch_size: int = 128
     epochs: int = 10
     seed: int = 0

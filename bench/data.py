@@ -115,8 +115,10 @@ def resolve_data_dir(data_dir: str | Path | None = None, *, create: bool = False
         except OSError as exc:
             raise DataError(f"cannot create data folder {path} ({origin}): {exc.strerror}") from exc
     if not path.is_dir():
-        raise DataError(f"data folder {path} ({origin}) does not exist: create it and fetch the datasets into it, "
-                        f"run with --download, or pass --data-dir / set ${ENV_VAR} to a folder that has them")
+        raise DataError(
+            f"data folder {path} ({origin}) does not exist: create it and fetch the datasets into it, "
+            f"run with --download, or pass --data-dir / set ${ENV_VAR} to a folder that has them"
+        )
     return path.resolve()
 
 
@@ -157,12 +159,15 @@ def _idx_shape(path: Path, ndim: int) -> list[int]:
     magic, *shape = struct.unpack(f">{ndim + 1}I", header)
     if magic != _IDX_MAGIC[ndim]:
         kind = "image" if ndim == 3 else "label"
-        raise DataError(f"{path} is not an IDX {kind} file (magic number {magic}, expected {_IDX_MAGIC[ndim]}): "
-                        f"{refetch}")
+        raise DataError(
+            f"{path} is not an IDX {kind} file (magic number {magic}, expected {_IDX_MAGIC[ndim]}): {refetch}"
+        )
     expected = header_size + math.prod(shape)
     if size != expected:
-        raise DataError(f"{path} is truncated or corrupt: {size} bytes, but its header ({' x '.join(map(str, shape))}) "
-                        f"needs {expected}: {refetch}")
+        raise DataError(
+            f"{path} is truncated or corrupt: {size} bytes, but its header ({' x '.join(map(str, shape))}) "
+            f"needs {expected}: {refetch}"
+        )
     return shape
 
 
@@ -171,8 +176,10 @@ def _check_idx_files(folder: Path) -> None:
         images = _idx_shape(folder / f"{split}-images-idx3-ubyte", 3)
         labels = _idx_shape(folder / f"{split}-labels-idx1-ubyte", 1)
         if images[0] != labels[0]:
-            raise DataError(f"{folder / f'{split}-labels-idx1-ubyte'} holds {labels[0]} labels but "
-                            f"{split}-images-idx3-ubyte holds {images[0]} images: fetch both files again into {folder}")
+            raise DataError(
+                f"{folder / f'{split}-labels-idx1-ubyte'} holds {labels[0]} labels but "
+                f"{split}-images-idx3-ubyte holds {images[0]} images: fetch both files again into {folder}"
+            )
 
 
 def _bad_cifar_file(folder: Path, files: tuple[str, ...]) -> str | None:
@@ -208,8 +215,10 @@ def _read(key: str, root: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]
             raise ValueError("the numbers of images and labels differ")
     except Exception as exc:
         bad = _bad_cifar_file(folder, source.files)
-        raise DataError(f"{folder / bad if bad else folder} is truncated or corrupt ({_reason(exc)}): "
-                        f"delete {folder} and run with --download, or fetch the files again") from exc
+        raise DataError(
+            f"{folder / bad if bad else folder} is truncated or corrupt ({_reason(exc)}): "
+            f"delete {folder} and run with --download, or fetch the files again"
+        ) from exc
     return xs, ys
 
 
@@ -230,11 +239,19 @@ def _decode(key: str, root: str) -> dict[str, torch.Tensor]:
     num_classes = _SOURCES[key].num_classes
     for split, y in (("training", train_y), ("test", test_y)):
         if len(y) and not 0 <= int(y.min()) <= int(y.max()) < num_classes:
-            raise DataError(f"{Path(root) / _SOURCES[key].folder}: {split} labels outside 0..{num_classes - 1}, "
-                            "the files are corrupt: fetch them again")
+            raise DataError(
+                f"{Path(root) / _SOURCES[key].folder}: {split} labels outside 0..{num_classes - 1}, "
+                "the files are corrupt: fetch them again"
+            )
     train_idx, val_idx = split_indices(len(train_x))
-    tensors = {"train_x": train_x[train_idx], "train_y": train_y[train_idx],
-               "val_x": train_x[val_idx], "val_y": train_y[val_idx], "test_x": test_x, "test_y": test_y}
+    tensors = {
+        "train_x": train_x[train_idx],
+        "train_y": train_y[train_idx],
+        "val_x": train_x[val_idx],
+        "val_y": train_y[val_idx],
+        "test_x": test_x,
+        "test_y": test_y,
+    }
     tensors["mean"], tensors["std"] = _channel_stats(tensors["train_x"])
     return tensors
 
@@ -245,12 +262,15 @@ def _download(key: str, root: Path, folder: Path) -> None:
         with contextlib.redirect_stdout(sys.stderr):  # torchvision prints progress; stdout carries --json records
             source.reader(root, train=False, download=True)
     except Exception as exc:
-        raise DataError(f"downloading {key} into {folder} failed ({_reason(exc)}): check the internet connection, "
-                        f"or fetch {', '.join(source.files)} into {folder} yourself") from exc
+        raise DataError(
+            f"downloading {key} into {folder} failed ({_reason(exc)}): check the internet connection, "
+            f"or fetch {', '.join(source.files)} into {folder} yourself"
+        ) from exc
 
 
-def load(name: str, data_dir: str | Path | None = None, device: str | torch.device = "cpu",
-         download: bool = False) -> Splits:
+def load(
+    name: str, data_dir: str | Path | None = None, device: str | torch.device = "cpu", download: bool = False
+) -> Splits:
     """Load dataset ``name`` (one of DATASETS) from the data folder onto ``device``, downloading only if asked."""
     key = _canonical(name)
     source = _SOURCES[key]
@@ -264,8 +284,10 @@ def load(name: str, data_dir: str | Path | None = None, device: str | torch.devi
         _download(key, root, folder)
     if absent := missing():
         fix = "the download did not write them" if download else "run with --download (needs internet)"
-        raise DataError(f"{key}: {', '.join(absent)} not found in {folder}: {fix}, or fetch the files into {folder}, "
-                        f"or pass --data-dir / set ${ENV_VAR} to a folder that has them")
+        raise DataError(
+            f"{key}: {', '.join(absent)} not found in {folder}: {fix}, or fetch the files into {folder}, "
+            f"or pass --data-dir / set ${ENV_VAR} to a folder that has them"
+        )
     tensors = _decode(key, str(root))
     return Splits(name=key, num_classes=source.num_classes, **{k: v.to(device) for k, v in tensors.items()})
 
@@ -284,8 +306,9 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, mode: str) -> torch.Tensor:
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
 
-def _shift_rotate(x: torch.Tensor, generator: torch.Generator, max_px: float = 2.0,
-                  max_deg: float = 10.0) -> torch.Tensor:
+def _shift_rotate(
+    x: torch.Tensor, generator: torch.Generator, max_px: float = 2.0, max_deg: float = 10.0
+) -> torch.Tensor:
     """Per-sample shift up to ``max_px`` pixels in x and y and rotation up to ``max_deg`` degrees (bilinear)."""
     n, _, h, w = x.shape
     u = torch.rand(n, 3, generator=generator, device=x.device) * 2 - 1
@@ -322,8 +345,9 @@ def augment(x: torch.Tensor, name: str, generator: torch.Generator) -> torch.Ten
     return _crop_flip(x, generator)
 
 
-def batch(splits: Splits, idx: torch.Tensor, augment_on: bool,
-          generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(
+    splits: Splits, idx: torch.Tensor, augment_on: bool, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Training images ``idx`` as a normalised float32 batch (augmented if ``augment_on``) and their labels."""
     x = splits.train_x[idx].float().div_(255)
     if augment_on:

@@ -22,6 +22,7 @@ class Summary:
 
     total: int = 0
     skipped: int = 0
+    elsewhere: int = 0  # claimed by another live process on the same store
     records: list[dict] = field(default_factory=list)
 
     def count(self, status: str) -> int:
@@ -31,6 +32,7 @@ class Summary:
         return (
             f"{self.total} runs: {len(self.records)} trained ({self.count('ok')} ok, "
             f"{self.count('diverged')} diverged, {self.count('failed')} failed), {self.skipped} already in the store"
+            + (f", {self.elsewhere} being trained by another process" if self.elsewhere else "")
         )
 
 
@@ -63,13 +65,27 @@ def execute(
     progress: bool = True,
     on_record: Callable[[dict], None] | None = None,
 ) -> Summary:
-    """Train every spec whose key is not in the store (all of them with ``force``), saving each as it finishes."""
+    """Train every spec whose key is not in the store (all of them with ``force``), saving each as it finishes.
+
+    Each run is claimed in the store first, so processes sharing a store split the work between them.
+    """
     done = set() if force else store.finished_keys()
     todo = [s for s in specs if s.key not in done]
     summary = Summary(total=len(specs), skipped=len(specs) - len(todo))
     with tqdm(total=len(todo), desc="suite", unit="run", file=sys.stderr, disable=not progress) as bar:
         for spec in todo:
-            result = run_one(spec, data_dir, download, progress)
+            if not store.claim(spec.key, force=force):
+                if store.has(spec.key) and not force:
+                    summary.skipped += 1  # finished by another process meanwhile
+                else:
+                    summary.elsewhere += 1
+                bar.update()
+                continue
+            try:
+                result = run_one(spec, data_dir, download, progress)
+            except BaseException:
+                store.release(spec.key)
+                raise
             store.save(result.record, result.epochs, result.layers)
             summary.records.append(result.record)
             if on_record is not None:

@@ -49,7 +49,7 @@ def build(
     dropout: float = 0.0,
     batch_norm: bool = False,
 ) -> nn.Sequential:
-    """An ``mlp``/``deep_mlp`` (flatten, dense blocks) or ``cnn`` (3x3 conv blocks with 2x2 max-pool, then dense).
+    """An ``mlp``/``deep_mlp`` (flatten, dense blocks) or ``cnn`` (5x5 conv blocks with 2x2 max-pool, then dense).
 
     Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks]; the last
     layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS.
@@ -62,7 +62,7 @@ def build(
     if model == "cnn":
         for width in channels or DEFAULT_CHANNELS["cnn"]:
             pre = _pre_width(width, act_layer)
-            layers.append(nn.Conv2d(c, pre, kernel_size=3, padding=1))
+            layers.append(nn.Conv2d(c, pre, kernel_size=5, padding=2))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(pre))
             layers += [act_layer(), nn.MaxPool2d(2)]

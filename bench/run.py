@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_argument_group(
-        "what to train (defaults: relu, mnist, mlp 256-256, auto init, adam 1e-3, batch 128, 10 epochs)"
+        "what to train (defaults: relu, mnist, mlp 256-256, auto init, adam 1e-3 cosine, batch 128, 10 epochs)"
     )
     what.add_argument(
         "--activation",
@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     how.add_argument("--lr", metavar="X", help="learning rate(s), e.g. 1e-3 or 1e-3,1e-2")
     how.add_argument("--momentum", metavar="X", help="for the momentum optimizer (default 0.9)")
     how.add_argument("--nesterov", action="store_const", const="true", help="Nesterov momentum")
-    how.add_argument("--schedule", metavar="NAMES", help=f"{', '.join(SCHEDULES)}")
+    how.add_argument("--schedule", metavar="NAMES", help=f"{', '.join(SCHEDULES)} (default cosine)")
     how.add_argument("--batch-size", metavar="N")
     how.add_argument("--epochs", metavar="N")
     how.add_argument("--loss", metavar="NAMES", help=f"{', '.join(LOSSES)}")

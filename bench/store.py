@@ -8,9 +8,12 @@ work; ``finished_keys`` is what lets an interrupted suite resume.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ EPOCH_COLUMNS = ("key", "epoch", "split", "metric", "value")
 LAYER_COLUMNS = ("key", "epoch", "layer", "name", "metric", "value")
 _EPOCH_TYPES = {"epoch": int, "split": str, "metric": str, "value": float}
 _LAYER_TYPES = {"epoch": int, "layer": int, "name": str, "metric": str, "value": float}
+MIN_FREE_BYTES = 64 * 2**20  # refuse to start a suite on a nearly full disk rather than fail an hour later
+CLAIM_TTL = timedelta(hours=24)  # a claim from another host is trusted this long
 _KEYS_PER_QUERY = 500  # stays far below SQLite's limit on bound parameters
 
 # ``value`` may be NULL: SQLite stores a NaN double as NULL, and it reads back as NaN in pandas.
@@ -45,6 +50,12 @@ CREATE TABLE IF NOT EXISTS epochs (
     metric TEXT NOT NULL,
     value REAL,
     PRIMARY KEY (key, epoch, split, metric)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS layers (
     key TEXT NOT NULL,
@@ -118,20 +129,24 @@ class Store:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                new = self._conn.execute("PRAGMA user_version").fetchone()[0] == 0
-                if new:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            self._conn.execute(statement)
+                for statement in _SCHEMA.split(";"):  # CREATE ... IF NOT EXISTS: a no-op on a complete store
+                    if statement.strip():
+                        self._conn.execute(statement)
                 # Writing the header fails now on a read-only file (BEGIN IMMEDIATE alone doesn't in WAL mode),
-                # rather than when the first run is saved an hour later; an existing store is left as it was.
+                # rather than when the first run is saved an hour later.
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._conn.execute("COMMIT" if new else "ROLLBACK")
+                self._conn.execute("COMMIT")
             finally:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the store {self.path}: {_reason(exc)}; {self._advice()}") from exc
+        free = shutil.disk_usage(self.path.parent).free
+        if free < MIN_FREE_BYTES:
+            raise StoreError(
+                f"only {free // 1024} KiB free on the disk of {self.path} (a suite needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB); free some space or pass another --store path"
+            )
 
     def _advice(self) -> str:
         """What to do about a store that can't be opened or written."""
@@ -161,7 +176,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for table in ("runs", "epochs", "layers"):
+                for table in ("runs", "epochs", "layers", "claims"):
                     conn.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
                 conn.execute(
                     "INSERT INTO runs (key, status, error, finished_at, record) VALUES (?, ?, ?, ?, ?)",
@@ -177,6 +192,46 @@ class Store:
             raise InputError(f"run {key} not saved: {exc} (each epochs/layers row must appear once)") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"run {key} not saved to {self.path}: {_reason(exc)}; {self._advice()}") from exc
+
+    def claim(self, key: str, *, force: bool = False) -> bool:
+        """Reserve ``key`` for this process, so that two processes on one store never train the same run.
+
+        False when the run is already saved (unless ``force``) or claimed by a process that is still alive.
+        A claim by a process of this host that has died (killed, crashed) is taken over. A claim from
+        another host is trusted for CLAIM_TTL, since its process cannot be checked from here.
+        """
+        me = (socket.gethostname(), os.getpid())
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not force and conn.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone():
+                    return False
+                row = conn.execute("SELECT host, pid, claimed_at FROM claims WHERE key = ?", (key,)).fetchone()
+                if row is not None and (row[0], row[1]) != me and _alive(*row):
+                    return False
+                conn.execute(
+                    "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                    (key, *me, datetime.now(UTC).isoformat(timespec="seconds")),
+                )
+                conn.execute("COMMIT")
+                return True
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot claim run {key} in {self.path}: {_reason(exc)}; {self._advice()}") from exc
+
+    def release(self, key: str) -> None:
+        """Drop this process's claim on ``key`` (a run that was interrupted before it finished)."""
+        self._conn.execute(
+            "DELETE FROM claims WHERE key = ? AND host = ? AND pid = ?", (key, socket.gethostname(), os.getpid())
+        )
+
+    def claimed_keys(self) -> set[str]:
+        """Keys claimed by live processes and not yet saved."""
+        rows = self._conn.execute("SELECT key, host, pid, claimed_at FROM claims").fetchall()
+        return {key for key, *owner in rows if _alive(*owner)}
 
     def finished_keys(self) -> set[str]:
         """Keys that have a saved run, whatever its status: a suite skips these unless forced."""
@@ -223,6 +278,19 @@ class Store:
                 sql = f"{query} WHERE key IN ({_marks(chunk)}) ORDER BY {order}"
                 rows += self._conn.execute(sql, chunk).fetchall()
         return pd.DataFrame(rows, columns=list(columns)).astype({**dtypes, "value": "float64"})
+
+
+def _alive(host: str, pid: int, claimed_at: str) -> bool:
+    """Whether the process that made a claim may still be running."""
+    if host != socket.gethostname():
+        return datetime.now(UTC) - datetime.fromisoformat(claimed_at) < CLAIM_TTL
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _record_row(record: dict[str, Any]) -> tuple[str, str, str | None, str]:

@@ -26,8 +26,11 @@ def _pickle(path: Path, obj: dict) -> None:
 
 def _batch(rng: np.random.Generator, n: int, label: str, labels: dict[str, int]) -> dict:
     """One batch dict as in the real files: row-major (N, 3072) uint8 = 1024 red, 1024 green, 1024 blue values."""
-    batch = {"batch_label": label, "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-             "filenames": [f"fixture_{label.replace(' ', '_')}_{i}.png" for i in range(n)]}
+    batch = {
+        "batch_label": label,
+        "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        "filenames": [f"fixture_{label.replace(' ', '_')}_{i}.png" for i in range(n)],
+    }
     batch.update({key: rng.integers(0, k, n).tolist() for key, k in labels.items()})
     return batch
 
@@ -42,8 +45,10 @@ def cifar_dir(tmp_path_factory) -> Path:
     for i in range(1, 6):
         _pickle(folder / f"data_batch_{i}", _batch(rng, CIFAR_PER_BATCH, f"training batch {i} of 5", {"labels": 10}))
     _pickle(folder / "test_batch", _batch(rng, CIFAR_PER_BATCH, "testing batch 1 of 1", {"labels": 10}))
-    _pickle(folder / "batches.meta", {"label_names": CIFAR10_LABELS, "num_cases_per_batch": CIFAR_PER_BATCH,
-                                      "num_vis": 3072})
+    _pickle(
+        folder / "batches.meta",
+        {"label_names": CIFAR10_LABELS, "num_cases_per_batch": CIFAR_PER_BATCH, "num_vis": 3072},
+    )
     return root
 
 
@@ -57,6 +62,11 @@ def cifar100_dir(tmp_path_factory) -> Path:
     labels = {"fine_labels": 100, "coarse_labels": 20}
     _pickle(folder / "train", _batch(rng, 5 * CIFAR_PER_BATCH, "training batch 1 of 1", labels))
     _pickle(folder / "test", _batch(rng, CIFAR_PER_BATCH, "testing batch 1 of 1", labels))
-    _pickle(folder / "meta", {"fine_label_names": [f"fine_{i}" for i in range(100)],
-                              "coarse_label_names": [f"coarse_{i}" for i in range(20)]})
+    _pickle(
+        folder / "meta",
+        {
+            "fine_label_names": [f"fine_{i}" for i in range(100)],
+            "coarse_label_names": [f"coarse_{i}" for i in range(20)],
+        },
+    )
     return root

@@ -33,7 +33,7 @@ def test_key_changes_when_any_field_changes():
         "lr": 0.01,
         "momentum": 0.5,
         "nesterov": True,
-        "schedule": "cosine",
+        "schedule": "step",
         "batch_size": 64,
         "epochs": 3,
         "seed": 1,

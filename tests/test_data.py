@@ -264,8 +264,9 @@ def test_a_damaged_cifar_batch_is_named(cifar_dir, tmp_path, damage):
 # --- errors ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "suggestion"),
-                         [("minst", "mnist"), ("cifar", "cifar10"), ("fashion", "fashion_mnist")])
+@pytest.mark.parametrize(
+    ("name", "suggestion"), [("minst", "mnist"), ("cifar", "cifar10"), ("fashion", "fashion_mnist")]
+)
 def test_unknown_dataset_name_suggests_the_closest(name, suggestion, data_dir):
     with pytest.raises(DataError) as excinfo:
         data.load(name, data_dir)
@@ -279,9 +280,14 @@ def test_a_missing_data_folder_is_named(tmp_path):
     assert str(tmp_path / "nowhere") in _one_line_error(excinfo)
 
 
-@pytest.mark.parametrize(("name", "folder", "file"), [("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
-                                                      ("fashion_mnist", "FashionMNIST/raw", "t10k-labels-idx1-ubyte"),
-                                                      ("cifar10", "cifar-10-batches-py", "data_batch_1")])
+@pytest.mark.parametrize(
+    ("name", "folder", "file"),
+    [
+        ("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
+        ("fashion_mnist", "FashionMNIST/raw", "t10k-labels-idx1-ubyte"),
+        ("cifar10", "cifar-10-batches-py", "data_batch_1"),
+    ],
+)
 def test_missing_files_name_the_folder_the_files_and_the_fix(tmp_path, name, folder, file):
     with pytest.raises(DataError) as excinfo:
         data.load(name, tmp_path)
@@ -295,8 +301,10 @@ def test_a_failed_download_is_one_line_naming_folder_and_files(tmp_path, monkeyp
 
     monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
     monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
-    for name, folder, file in (("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
-                               ("cifar10", "cifar-10-batches-py", "test_batch")):
+    for name, folder, file in (
+        ("mnist", "MNIST/raw", "train-images-idx3-ubyte"),
+        ("cifar10", "cifar-10-batches-py", "test_batch"),
+    ):
         with pytest.raises(DataError) as excinfo:
             data.load(name, tmp_path / "new", download=True)
         message = _one_line_error(excinfo)
@@ -326,9 +334,13 @@ def test_a_truncated_idx_file_is_named(data_dir, tmp_path, file, keep):
     assert str(raw / file) in message and "truncated" in message
 
 
-@pytest.mark.parametrize(("file", "replacement", "words"),
-                         [("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "not an IDX image file"),
-                          ("t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte", "60000 labels but")])
+@pytest.mark.parametrize(
+    ("file", "replacement", "words"),
+    [
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "not an IDX image file"),
+        ("t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte", "60000 labels but"),
+    ],
+)
 def test_a_wrong_idx_file_is_named(data_dir, tmp_path, file, replacement, words):
     raw = _mnist_copy(data_dir, tmp_path)
     (raw / file).unlink()

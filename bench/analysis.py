@@ -1,0 +1,307 @@
+"""Statistics over finished runs: means with t confidence intervals, ranks, paired tests, curves, probes.
+
+Input is the store's DataFrames (``runs``, ``epochs``, ``layers``); output is tidy DataFrames a report renders.
+A *configuration* is every RunSpec field except ``seed`` (and ``device``/``compile``, which should not change
+the result), so runs of one configuration differ only by seed; a *pair* is two runs of the same configuration
+and seed that differ only in activation. Only ``ok`` runs enter a mean or a test; diverged and failed runs are
+counted in their own columns so that they are shown, never silently dropped. Non-finite values are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.config import FIELDS
+
+SPEC_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("seed", "device", "compile"))
+DESCRIBE_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max")
+SUMMARY_COLUMNS = ("n", "n_missing", "n_diverged", "n_failed", *DESCRIBE_COLUMNS[1:])
+TESTS = ("wilcoxon", "ttest")
+PAIR_COLUMNS = ("n_pairs", "mean_diff", "sd_diff", "d_z", "statistic", "p_value")
+
+Columns = str | Sequence[str] | None
+
+
+def config_columns(runs: pd.DataFrame) -> list[str]:
+    """The SPEC_COLUMNS present in ``runs``, in RunSpec order: what identifies a configuration."""
+    return [c for c in SPEC_COLUMNS if c in runs.columns]
+
+
+def _columns(runs: pd.DataFrame, by: Columns) -> list[str]:
+    """``by`` as a list (None = the configuration columns), checked to be columns of ``runs``."""
+    keys = config_columns(runs) if by is None else [by] if isinstance(by, str) else list(by)
+    missing = [c for c in keys if c not in runs.columns]
+    if missing:
+        raise KeyError(f"no column {', '.join(map(repr, missing))} in the runs (columns: {', '.join(runs.columns)})")
+    if not keys:
+        raise ValueError(
+            "nothing to group by: the runs have no configuration columns (no runs at all?) and no `by` was given"
+        )
+    return keys
+
+
+def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric`` as floats, NaN for non-ok runs and non-finite values; absent only if no run finished ok."""
+    if metric not in runs.columns:
+        if runs["status"].eq("ok").any():
+            raise KeyError(f"no metric column {metric!r} in the runs (columns: {', '.join(runs.columns)})")
+        return pd.Series(np.nan, index=runs.index)
+    values = pd.to_numeric(runs[metric]).astype(float)
+    return values.where(runs["status"].eq("ok") & np.isfinite(values))
+
+
+def _describe(frame: pd.DataFrame, keys: list[str], column: str, confidence: float) -> pd.DataFrame:
+    """n, mean, std, sem, Student t interval, min, max of ``column`` per ``keys`` group; NaN values are skipped."""
+    values = pd.to_numeric(frame[column]).astype(float)
+    values = values.where(np.isfinite(values))
+    out = values.groupby([frame[k] for k in keys], dropna=False).agg(["count", "mean", "std", "min", "max"])
+    out = out.rename(columns={"count": "n"})
+    out["sem"] = out["std"] / np.sqrt(out["n"])
+    dof = out["n"].sub(1).where(out["n"] >= 2)  # n < 2: no interval (NaN), not a zero-width one
+    half = out["sem"] * stats.t.ppf((1 + confidence) / 2, dof)
+    out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+    return out[list(DESCRIBE_COLUMNS)]
+
+
+def summarize(
+    runs: pd.DataFrame, metric: str = "test_acc", by: Columns = None, confidence: float = 0.95
+) -> pd.DataFrame:
+    """One row per configuration (or ``by`` group): mean, std, sem and t interval of ``metric`` over ok runs.
+
+    Diverged and failed runs are excluded from the mean but counted (n_diverged, n_failed); n counts the ok runs
+    with a finite value and n_missing the ok runs without one. With n == 1 std, sem and the interval are NaN.
+    """
+    keys = _columns(runs, by)
+    values = _values(runs, metric)
+    frame = runs.assign(
+        _value=values,
+        _missing=runs["status"].eq("ok") & values.isna(),
+        _diverged=runs["status"].eq("diverged"),
+        _failed=runs["status"].eq("failed"),
+    )
+    counts = frame.groupby(keys, dropna=False)[["_missing", "_diverged", "_failed"]].sum()
+    counts.columns = ["n_missing", "n_diverged", "n_failed"]
+    out = _describe(frame, keys, "_value", confidence).join(counts)
+    return out[list(SUMMARY_COLUMNS)].reset_index()
+
+
+def generalisation_gap(runs: pd.DataFrame, by: Columns = None, confidence: float = 0.95) -> pd.DataFrame:
+    """``train_acc - test_acc`` summarised like :func:`summarize` (positive = the model fits train better)."""
+    gap = _values(runs, "train_acc") - _values(runs, "test_acc")
+    return summarize(runs.assign(gap=gap), "gap", by, confidence)
+
+
+def ranks(
+    runs: pd.DataFrame,
+    metric: str = "test_acc",
+    group: Columns = ("dataset", "model"),
+    item: str = "activation",
+    higher_is_better: bool = True,
+) -> pd.DataFrame:
+    """Rank (1 = best, ties averaged) of each item's mean within each group, one column per group ("mnist/mlp").
+
+    ``overall`` is the mean rank over the groups the item was run in (``n_groups``); rows are sorted by it.
+    An item with no ok run in a group ranks last there: diverging everywhere is a result.
+    """
+    keys = _columns(runs, group)
+    means = summarize(runs, metric, by=[*keys, item])
+    means["rank"] = means.groupby(keys, dropna=False)["mean"].rank(
+        ascending=not higher_is_better, method="average", na_option="bottom"
+    )
+    means["group"] = means[keys].astype(str).agg("/".join, axis=1)
+    table = means.pivot(index=item, columns="group", values="rank")
+    table.columns.name = None
+    table["overall"] = table.mean(axis=1)
+    table["n_groups"] = table.drop(columns="overall").notna().sum(axis=1)
+    return table.reset_index().sort_values(["overall", item], kind="stable", ignore_index=True)
+
+
+def holm(p_values: Iterable[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, in input order; NaN stays NaN and is not counted as a comparison."""
+    p = np.asarray(list(p_values), dtype=float)
+    out = np.full_like(p, np.nan)
+    present = np.flatnonzero(~np.isnan(p))
+    order = present[np.argsort(p[present], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
+
+
+def _paired_test(pairs: pd.DataFrame, test: str) -> pd.Series:
+    """n_pairs, mean_diff, sd_diff, d_z, statistic and p-value of one item against the baseline."""
+    pairs = pairs.dropna(subset=["_value", "_base"])
+    diff = pairs["_value"] - pairs["_base"]
+    statistic = p_value = np.nan
+    if len(pairs) >= 2:
+        run = stats.wilcoxon if test == "wilcoxon" else stats.ttest_rel
+        statistic, p_value = run(pairs["_value"], pairs["_base"])
+    mean, sd = diff.mean(), diff.std()
+    with np.errstate(divide="ignore", invalid="ignore"):  # sd == 0: d_z is ±inf (or NaN for no difference at all)
+        d_z = np.float64(mean) / sd
+    return pd.Series(dict(zip(PAIR_COLUMNS, (len(pairs), mean, sd, d_z, statistic, p_value), strict=True)))
+
+
+def paired_tests(
+    runs: pd.DataFrame,
+    metric: str = "test_acc",
+    baseline: str = "relu",
+    item: str = "activation",
+    test: str = "wilcoxon",
+    higher_is_better: bool = True,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Each item against ``baseline`` within every configuration, paired on seed (both runs must be ok).
+
+    Two-sided Wilcoxon signed-rank (exact for small n) or paired t-test (``test="ttest"``, scipy's ttest_rel);
+    d_z = mean diff / sd of diffs (±inf if every pair differs by the same amount); p_holm is Holm-Bonferroni
+    over all rows of the table. Fewer than 2 pairs give NaN p-values. Wilcoxon can't reach p < 0.05 with fewer
+    than 6 pairs (3 pairs: p >= 0.25, 5 pairs: p >= 0.0625), so with few seeds use the t-test.
+    """
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)}")
+    if baseline not in set(runs[item]):
+        raise ValueError(
+            f"baseline {baseline!r} has no runs; {item} values: {', '.join(map(str, runs[item].unique()))}"
+        )
+    keys = [c for c in config_columns(runs) if c != item]
+    frame = runs[[*keys, "seed", item]].assign(_value=_values(runs, metric))
+    if frame.duplicated([*keys, "seed", item]).any():
+        raise ValueError(
+            "several runs share a configuration, seed and item (differing only in device or compile?); "
+            "select one set of runs first"
+        )
+    base = frame[frame[item] == baseline].drop(columns=item).rename(columns={"_value": "_base"})
+    pairs = frame[frame[item] != baseline].merge(base, on=[*keys, "seed"], how="left")
+    columns = [*keys, item, "baseline", "test", *PAIR_COLUMNS, "p_holm", "significant", "better"]
+    if pairs.empty:  # only the baseline was run
+        return pd.DataFrame(columns=columns)
+    out = pairs.groupby([*keys, item], dropna=False)[["_value", "_base"]].apply(_paired_test, test=test)
+    out = out.reset_index().assign(baseline=baseline, test=test, n_pairs=lambda f: f["n_pairs"].astype(int))
+    out["p_holm"] = holm(out["p_value"])
+    out["significant"] = out["p_holm"] < alpha
+    direction = np.sign(out["mean_diff"]) * (1 if higher_is_better else -1)
+    out["better"] = np.select(
+        [out["significant"] & (direction > 0), out["significant"] & (direction < 0)], ["better", "worse"], "no evidence"
+    )
+    return out[columns]
+
+
+def best_marks(
+    summary: pd.DataFrame,
+    metric_col: str = "mean",
+    group: Columns = None,
+    item: str = "activation",
+    higher_is_better: bool = True,
+) -> pd.Series:
+    """Per row of a :func:`summarize` table: "best", "tied" or "" within its group (default: configuration minus item).
+
+    The top item is "best" only if its interval doesn't overlap the runner-up's; otherwise it and every item whose
+    interval reaches its interval (or has none, n < 2) are "tied". Items without a mean are not compared, and a
+    group with fewer than two items that have one gets no mark.
+    """
+    if group is None:
+        keys = [c for c in config_columns(summary) if c != item]
+    else:
+        keys = _columns(summary, group) if len(group) else []  # () = the whole table is one group
+    sign = 1 if higher_is_better else -1
+    # The interval bound facing the competition: lower for "higher is better", upper otherwise.
+    near, far = ("ci_low", "ci_high") if higher_is_better else ("ci_high", "ci_low")
+
+    def mark(rows: pd.DataFrame) -> pd.Series:
+        ranked = rows[rows[metric_col].notna()].sort_values(metric_col, ascending=not higher_is_better)
+        marks = pd.Series("", index=rows.index, dtype=object)
+        if len(ranked) < 2:
+            return marks
+        top, runner_up = ranked.iloc[0], ranked.iloc[1]
+        if sign * (top[near] - runner_up[far]) > 0:
+            marks[top.name] = "best"
+            return marks
+        clearly_worse = sign * (top[near] - ranked[far]) > 0  # NaN (no interval) is never clearly worse
+        marks[ranked.index[~clearly_worse]] = "tied"
+        return marks
+
+    marks = pd.Series("", index=summary.index, name="mark", dtype=object)
+    for _, rows in summary.groupby(keys, dropna=False) if keys else [((), summary)]:
+        marks.update(mark(rows))
+    return marks
+
+
+def _join(long: pd.DataFrame, runs: pd.DataFrame, keys: list[str], statuses: Iterable[str]) -> pd.DataFrame:
+    """Long-format rows of the runs whose status is in ``statuses``, with the runs' ``keys`` columns attached."""
+    chosen = runs.loc[runs["status"].isin(list(statuses)), ["key", *[k for k in keys if k != "key"]]]
+    return long.merge(chosen, on="key", how="inner")
+
+
+def curves(
+    epochs: pd.DataFrame,
+    runs: pd.DataFrame,
+    split: str = "val",
+    metric: str = "acc",
+    by: Columns = None,
+    confidence: float = 0.95,
+    statuses: Iterable[str] = ("ok",),
+) -> pd.DataFrame:
+    """Per configuration and epoch: n, mean, t interval of ``split``/``metric`` over seeds (ok runs by default).
+
+    n may fall at later epochs when runs stopped early; it is a column so that the report can show it.
+    """
+    keys = _columns(runs, by)
+    rows = _join(epochs[epochs["split"].eq(split) & epochs["metric"].eq(metric)], runs, keys, statuses)
+    return _describe(rows, [*keys, "epoch"], "value", confidence).reset_index()
+
+
+def time_to_target(
+    epochs: pd.DataFrame,
+    runs: pd.DataFrame,
+    target: float,
+    split: str = "val",
+    metric: str = "acc",
+    higher_is_better: bool = True,
+) -> pd.DataFrame:
+    """Per run (any status): first epoch whose ``split``/``metric`` reaches ``target`` and the training seconds
+    until then (sum of train/seconds of epochs 1..that epoch; 0 if reached at epoch 0). NaN when never reached."""
+    rows = epochs[epochs["split"].eq(split) & epochs["metric"].eq(metric)]
+    reached = rows["value"] >= target if higher_is_better else rows["value"] <= target
+    first = rows[reached].groupby("key")["epoch"].min().astype(float)
+    train = epochs[epochs["split"].eq("train") & epochs["metric"].eq("seconds")]
+    spent = train[train["epoch"] <= train["key"].map(first)]  # never reached: NaN, so no rows
+    seconds = spent.groupby("key")["value"].sum(skipna=False).astype(float)
+    columns = ["key", "status", *config_columns(runs), *(["seed"] if "seed" in runs.columns else [])]
+    out = runs[columns].assign(epoch_to_target=runs["key"].map(first), seconds_to_target=runs["key"].map(seconds))
+    out.loc[out["epoch_to_target"].eq(0), "seconds_to_target"] = 0.0  # reached before any training
+    return out.reset_index(drop=True)
+
+
+def time_to_target_summary(per_run: pd.DataFrame, by: Columns = None, confidence: float = 0.95) -> pd.DataFrame:
+    """Per configuration of a :func:`time_to_target` table: n_runs (any status), n_reached, and the mean and t
+    interval of epochs and seconds over the runs that reached the target (conditional on reaching it)."""
+    keys = _columns(per_run, by)
+    out = per_run.groupby(keys, dropna=False).agg(n_runs=("key", "size"), n_reached=("epoch_to_target", "count"))
+    for column, prefix in (("epoch_to_target", "epoch"), ("seconds_to_target", "seconds")):
+        described = _describe(per_run, keys, column, confidence)
+        out = out.join(described[["mean", "ci_low", "ci_high"]].add_prefix(f"{prefix}_"))
+    return out.reset_index()
+
+
+def layer_profile(
+    layers: pd.DataFrame,
+    runs: pd.DataFrame,
+    metric: str = "grad_norm",
+    epoch: int | None = 0,
+    by: Columns = None,
+    confidence: float = 0.95,
+    statuses: Iterable[str] = ("ok",),
+) -> pd.DataFrame:
+    """Per configuration and layer: n, mean, t interval of a probe ``metric`` over seeds at ``epoch``.
+
+    ``epoch=None`` keeps every epoch (an ``epoch`` column is added to the groups). Ok runs only by default.
+    """
+    keys = _columns(runs, by)
+    rows = layers[layers["metric"].eq(metric)]
+    rows = rows if epoch is None else rows[rows["epoch"].eq(epoch)]
+    groups = [*keys, *(["epoch"] if epoch is None else []), "layer", "name"]
+    return _describe(_join(rows, runs, keys, statuses), groups, "value", confidence).reset_index()

@@ -1,0 +1,170 @@
+"""Faults for real: a suite killed with SIGKILL, interrupted with Ctrl-C, two processes on one store, runs that
+diverge, raise or run out of memory, and a full disk. Nothing finished is lost, nothing is half-written."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.store import Store, StoreError
+
+pytestmark = pytest.mark.slow
+
+SUITE = """
+dataset = "mnist"
+model = "mlp"
+hidden = [32]
+epochs = 2
+activation = ["relu", "tanh", "elu", "sigmoid", "gelu", "softsign"]
+"""
+
+
+def start(store, suite, data_dir, *extra):
+    env = {**os.environ, "ACTBENCH_DATA": str(data_dir)}
+    cmd = [sys.executable, "-m", "bench.run", "--suite", str(suite), "--store", str(store), "--quiet", "--json", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished_runs(store) -> int:
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(store, timeout=30) as db:
+            return db.execute("select count(*) from runs").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_for_runs(store, n, proc, timeout=300):
+    deadline = time.monotonic() + timeout
+    while finished_runs(store) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the suite made no progress"
+        time.sleep(0.2)
+
+
+def check_consistent(store, expected_runs):
+    """Every run has all its epoch and layer rows; no rows belong to an unfinished run."""
+    with sqlite3.connect(store) as db:
+        runs = {k for (k,) in db.execute("select key from runs")}
+        assert len(runs) == expected_runs
+        assert {k for (k,) in db.execute("select distinct key from epochs")} == runs
+        assert {k for (k,) in db.execute("select distinct key from layers")} == runs
+        per_run = db.execute("select key, count(*) from epochs group by key").fetchall()
+        assert len({n for _, n in per_run}) == 1  # same number of epoch rows for every run: none half-written
+        return runs
+
+
+@pytest.fixture
+def suite(tmp_path):
+    path = tmp_path / "suite.toml"
+    path.write_text(SUITE)
+    return path
+
+
+def test_sigkill_mid_suite_then_rerun_completes_with_exactly_one_record_each(tmp_path, suite, data_dir):
+    store = tmp_path / "s.sqlite"
+    proc = start(store, suite, data_dir)
+    wait_for_runs(store, 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = finished_runs(store)
+    assert 2 <= before < 6
+    check_consistent(store, before)
+    rerun = start(store, suite, data_dir)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    assert len(out.splitlines()) == 6 - before  # only the missing runs were trained
+    check_consistent(store, 6)
+
+
+def test_ctrl_c_saves_finished_runs_and_says_how_to_resume(tmp_path, suite, data_dir):
+    store = tmp_path / "s.sqlite"
+    proc = start(store, suite, data_dir)
+    wait_for_runs(store, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err
+    saved = finished_runs(store)
+    assert saved >= 1 and len(out.splitlines()) == saved
+    check_consistent(store, saved)
+    with Store(store) as s:
+        assert s.claimed_keys() == set()  # the interrupted run's claim was released
+
+
+def test_two_processes_share_one_store_and_train_each_run_once(tmp_path, suite, data_dir):
+    store = tmp_path / "s.sqlite"
+    procs = [start(store, suite, data_dir) for _ in range(2)]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err
+    keys = [json.loads(line)["key"] for out, _ in outputs for line in out.splitlines()]
+    assert len(keys) == len(set(keys)) == 6  # every run trained once, by one of the two
+    assert all(out for out, _ in outputs), "both processes should have trained some runs"
+    check_consistent(store, 6)
+
+
+def test_diverging_raising_and_out_of_memory_runs_are_recorded_and_the_suite_goes_on(tmp_path, data_dir, monkeypatch):
+    (tmp_path / "broken_acts.py").write_text(
+        "import torch.nn as nn\n\n"
+        "class Broken(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        raise RuntimeError('this activation is broken')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    suite = tmp_path / "bad_runs.toml"
+    suite.write_text(
+        'dataset = "mnist"\nmodel = "mlp"\nepochs = 1\nhidden = [32]\n'
+        '[[grid]]\nactivation = "relu"\noptimizer = "sgd"\nlr = 1e4\n'  # diverges
+        '[[grid]]\nactivation = "broken_acts:Broken"\n'  # raises
+        '[[grid]]\nactivation = "identity"\nhidden = [4000000000]\n'  # 12.5 TB of weights
+        '[[grid]]\nactivation = "relu"\n'
+    )
+    store = tmp_path / "s.sqlite"
+    proc = start(store, suite, data_dir)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["status"] for r in records] == ["diverged", "failed", "failed", "ok"]
+    assert "this activation is broken" in records[1]["error"]
+    assert "alloc" in records[2]["error"].lower()
+    assert "1 ok, 1 diverged, 2 failed" in err
+    with Store(store) as s:
+        runs = s.runs()
+        assert sorted(runs["status"]) == ["diverged", "failed", "failed", "ok"]
+
+
+def test_full_disk_is_refused_before_training(tmp_path, data_dir):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        proc = start(mount / "s.sqlite", "quick", data_dir)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2
+        assert "free on the disk" in err and len(err.strip().splitlines()) == 1
+        assert out == ""
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_read_only_or_foreign_store_is_refused_before_training(tmp_path, data_dir):
+    garbage = tmp_path / "notes.sqlite"
+    garbage.write_text("not a database")
+    proc = start(garbage, "quick", data_dir)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "is not an SQLite database" in err
+    assert garbage.read_text() == "not a database"
+    with pytest.raises(StoreError):
+        Store(tmp_path / "missing" / "s.sqlite", readonly=True)
