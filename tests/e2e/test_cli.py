@@ -84,3 +84,33 @@ def test_help_explains_itself(data_dir):
     assert result.returncode == 0
     for word in ("--activation", "--suite", "--seeds", "--store", "examples:", "resume"):
         assert word in result.stdout
+
+
+def test_bad_files_are_one_line_exit_2_and_left_untouched(tmp_path, data_dir):
+    broken = tmp_path / "broken.toml"
+    broken.write_text('activation = ["relu"\nepochs = 2\n')
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('activation = ["relu"]\nlearning_rate = 0.1\n')
+    corrupt = tmp_path / "data"
+    (corrupt / "MNIST" / "raw").mkdir(parents=True)
+    for f in (data_dir / "MNIST" / "raw").iterdir():
+        (corrupt / "MNIST" / "raw" / f.name).write_bytes(f.read_bytes())
+    images = corrupt / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:100_000])
+    newer = tmp_path / "newer.sqlite"
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version = 99")
+    newer_bytes = newer.read_bytes()
+    cases = [
+        (["--suite", str(broken)], "line 2"),
+        (["--suite", str(unknown)], "unknown RunSpec field 'learning_rate'"),
+        (["--data-dir", str(corrupt)], "train-images-idx3-ubyte"),
+        (["--store", str(newer)], "newer than this actbench"),
+    ]
+    for args, message in cases:
+        store = tmp_path / "s.sqlite"
+        result = cli(*args, *([] if "--store" in args else ["--store", str(store)]), data_dir=data_dir)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+        assert not store.exists()
+    assert newer.read_bytes() == newer_bytes
