@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint cards clean
+.PHONY: install test lint cards bench report perf clean
 
 install: $(STAMP)
 
@@ -22,6 +22,21 @@ test: lint
 
 cards: install
 	$(PY) -m activations
+
+SUITE ?= default
+STORE ?= results/actbench.sqlite
+
+# Train the suite (resumable: runs already in the store are skipped), then build reports/$(SUITE).
+bench: install
+	$(PY) -m bench.run --suite $(SUITE) --store $(STORE)
+	$(PY) -m bench.report --suite $(SUITE) --store $(STORE) --command "make bench SUITE=$(SUITE)"
+
+# Rebuild a report from the store without training.
+report: install
+	$(PY) -m bench.report --suite $(SUITE) --store $(STORE)
+
+perf: install
+	$(PY) -m bench.perf
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

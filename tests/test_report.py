@@ -1,0 +1,398 @@
+"""Reports from a tiny real store (MNIST, 1 epoch) and from synthetic records with known answers; the suite files."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+import activations
+from bench import report
+from bench.config import load_suite, suite_description
+from bench.run import main as run_main
+from bench.store import Store
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SUITES = ("default", "init", "regularizers", "lr", "seed-claims")
+TINY = """
+description = "tiny real suite"
+dataset = "mnist"
+model = "mlp"
+hidden = [16]
+batch_size = 512
+epochs = 1
+seeds = 2
+activation = {activations}
+"""
+# Measured speeds on this 2-core CPU (float32, batch 128), seconds of eval per epoch, augmentation slowdown.
+SPEED = {"mlp": 75_000, "deep_mlp": 55_000, "cnn": 11_000}  # deep_mlp: measured ~0.75x the mlp
+EVAL_SECONDS = {"mlp": 1.0, "deep_mlp": 1.0, "cnn": 3.0}
+AUGMENT_SLOWDOWN = 2.6
+
+
+def write_suite(path: Path, body: str) -> str:
+    path.write_text(body)
+    return str(path)
+
+
+def check_png(path: Path) -> None:
+    """A real, non-trivial PNG image."""
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    assert path.stat().st_size > 5_000, path
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100, (path, image.shape)
+
+
+def figures_of(readme: Path) -> set[str]:
+    return {p.stem for p in (readme.parent / "figures").glob("*.png")}
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory, data_dir) -> dict:
+    """relu and tanh x 2 seeds trained for 1 epoch on real MNIST; a second suite adds elu, which was never run."""
+    root = tmp_path_factory.mktemp("real")
+    trained = write_suite(root / "tiny.toml", TINY.format(activations='["relu", "tanh"]'))
+    store = root / "runs.sqlite"
+    argv = ["--suite", trained, "--store", str(store), "--data-dir", str(data_dir), "--quiet", "--device", "cpu"]
+    assert run_main(argv) == 0
+    wider = write_suite(root / "wider.toml", TINY.format(activations='["relu", "tanh", "elu"]'))
+    with Store(store, readonly=True) as db:
+        runs = db.runs()
+    return {"suite": trained, "wider": wider, "store": store, "runs": runs}
+
+
+def test_report_from_a_real_store(tmp_path, real_store):
+    command = "python -m bench.run --suite tiny.toml --device cpu"
+    argv = ["--suite", real_store["wider"], "--store", str(real_store["store"]), "--out", str(tmp_path)]
+    assert report.main([*argv, "--command", command, "--no-timing"]) == 0
+    folder = tmp_path / "wider"
+    readme = (folder / "README.md").read_text()
+    for activation in ("relu", "tanh", "elu"):
+        assert f"| {activation} |" in readme, activation
+    assert f"`{command}`" in readme
+    sha = real_store["runs"]["git_sha"].iloc[0]
+    assert sha and sha != "unknown" and sha in readme
+    assert "torch `" in readme and "Wall time" in readme and "Threads | `" in readme
+    assert "2 of the suite's 6 runs are missing from the store" in readme  # elu x 2 seeds, never trained
+    assert all(s.key in readme for s in load_suite(real_store["wider"]) if s.activation == "elu")
+    results = pd.read_csv(folder / "results.csv")
+    assert len(results) == 4 and set(results["key"]) == set(real_store["runs"]["key"])
+    summary = pd.read_csv(folder / "summary.csv")
+    assert sorted(summary["activation"]) == ["relu", "tanh"] and (summary["n"] == 2).all()
+    expected = {
+        "curves_val_loss",
+        "curves_val_acc",
+        "test_accuracy",
+        "gradient_norm_epoch0",
+        "dead_units",
+        "saturated_units",
+        "activation_gallery",
+    }
+    assert figures_of(folder / "README.md") == expected  # no heatmap or lr curve: the suite varies neither
+    for name in expected:
+        check_png(folder / "figures" / f"{name}.png")
+        reference = f"(figures/{name}.png)\n\n*"
+        assert reference in readme, name  # every figure is followed by its one-line caption
+        caption = readme.split(reference)[1].split("\n")[0]
+        assert caption.endswith(".*") and len(caption) > 40
+    assert "cost vs relu" not in readme and "--no-timing" in readme
+
+
+def test_only_the_suites_runs_are_reported(tmp_path, real_store):
+    relu_only = write_suite(tmp_path / "relu_only.toml", TINY.format(activations='["relu"]'))
+    readme = report.build(relu_only, real_store["store"], tmp_path, timing=False, sections=[report.section_coverage])
+    assert "All 2 runs of the suite are in the store" in readme.read_text()
+    assert "2 other runs that are not part of this suite" in readme.read_text()
+    results = pd.read_csv(readme.parent / "results.csv")
+    assert list(results["activation"]) == ["relu", "relu"] and sorted(results["seed"]) == [0, 1]
+
+
+def test_timing_adds_the_cost_column_and_figure(tmp_path, real_store):
+    readme = report.build(
+        real_store["suite"], real_store["store"], tmp_path, timing=True, sections=[report.section_activations]
+    )
+    text = readme.read_text()
+    assert "cost vs relu" in text and "cost_vs_relu" in figures_of(readme)
+    check_png(readme.parent / "figures" / "cost_vs_relu.png")
+    row = next(line for line in text.splitlines() if line.startswith("| relu | rectifier"))
+    cost = float(row.rstrip(" |").rsplit("|", 1)[1])  # a ratio of timings on a shared machine: not asserted near 1
+    assert math.isfinite(cost) and cost > 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Synthetic stores: records saved through Store.save, with values chosen so the answer is known.
+
+
+def synthetic_store(path: Path, suite: str, value, status=lambda spec: "ok", skip=lambda spec: False) -> Path:
+    """Save one record per spec of ``suite``: final accuracies ``value(spec, split)``, 2 epochs, a 3-layer probe."""
+    with Store(path) as db:
+        for spec in load_suite(suite):
+            if skip(spec):
+                continue
+            state = status(spec)
+            record = {
+                "key": spec.key,
+                "status": state,
+                "error": None,
+                **spec.flat(),
+                "git_sha": "feedc0de",
+                "torch_version": "2.x",
+                "actbench_version": "0.1.0",
+                "python_version": "3.11",
+                "device_name": "x86_64",
+                "threads": 2,
+                "host": "testhost",
+                "wall_seconds": 10.0,
+                "started_at": f"2025-01-0{1 + spec.seed}T00:00:00+00:00",
+            }
+            epochs, layers = [], []
+            if state == "failed":
+                record["error"] = "RuntimeError: synthetic failure in the model"
+            else:
+                final = {split: value(spec, split) for split in ("val", "test", "train")}
+                record.update({f"{split}_acc": acc for split, acc in final.items()})
+                if state == "diverged":
+                    record.update(error="training loss became nan in epoch 2", diverged_epoch=2, test_acc=math.nan)
+                for epoch in range(3):
+                    for split in ("val", "test"):
+                        acc = 0.1 + (final[split] - 0.1) * epoch / 2
+                        epochs += [
+                            {"epoch": epoch, "split": split, "metric": "acc", "value": acc},
+                            {"epoch": epoch, "split": split, "metric": "loss", "value": 2.3 * (1 - acc)},
+                        ]
+                    for layer, name in ((1, "fc1"), (2, "fc2"), (3, "out")):
+                        probes = {"grad_norm": 0.5**layer}
+                        if name != "out":
+                            probes.update(dead_frac=0.05 * epoch, saturated_frac=0.1 * epoch)
+                        layers += [
+                            {"epoch": epoch, "layer": layer, "name": name, "metric": metric, "value": value}
+                            for metric, value in probes.items()
+                        ]
+            db.save(record, epochs, layers)
+    return path
+
+
+GRID = """
+dataset = "mnist"
+model = "mlp"
+hidden = [16, 16]
+epochs = 2
+"""
+
+
+def test_init_grid_with_diverged_and_failed_runs(tmp_path):
+    suite = write_suite(
+        tmp_path / "inits.toml",
+        GRID + 'activation = ["relu", "tanh", "sigmoid"]\ninit = ["lecun", "he"]\nseeds = 3\n',
+    )
+    diverged = next(s for s in load_suite(suite) if (s.activation, s.init, s.seed) == ("tanh", "he", 1))
+    failed = next(s for s in load_suite(suite) if (s.activation, s.init, s.seed) == ("sigmoid", "lecun", 2))
+    status = {diverged.key: "diverged", failed.key: "failed"}
+    store = synthetic_store(
+        tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + 0.01 * s.seed, lambda s: status.get(s.key, "ok")
+    )
+    readme = report.build(suite, store, tmp_path / "out", timing=False)
+    text = readme.read_text()
+    assert "1 diverged and 1 failed of 18 runs" in text
+    failures = text.split("## Diverged and failed runs")[1].split("\n## ")[0]
+    assert (
+        diverged.key in failures
+        and "training loss became nan in epoch 2" in failures
+        and "| diverged | 2 |" in failures
+    )
+    assert failed.key in failures and "RuntimeError: synthetic failure in the model" in failures
+    assert "heatmap_init" in figures_of(readme) and "heatmap_regularizer" not in figures_of(readme)
+    check_png(readme.parent / "figures" / "heatmap_init.png")
+    assert "All 18 runs of the suite are in the store" in text
+    results = pd.read_csv(readme.parent / "results.csv")
+    assert len(results) == 18 and results["status"].value_counts().to_dict() == {"ok": 16, "diverged": 1, "failed": 1}
+    summary = pd.read_csv(readme.parent / "summary.csv")
+    assert len(summary) == 6 and summary["n_diverged"].sum() == 1 and summary["n_failed"].sum() == 1
+    tanh_he = summary[(summary["activation"] == "tanh") & (summary["init"] == "he")].iloc[0]
+    assert (tanh_he["n"], tanh_he["n_diverged"]) == (2, 1)
+
+
+def test_lr_is_chosen_on_validation_and_reports_test(tmp_path):
+    suite = write_suite(
+        tmp_path / "rates.toml", GRID + 'activation = ["relu", "tanh"]\nlr = [0.001, 0.01, 0.1]\nseeds = 3\n'
+    )
+    # relu: validation peaks at lr 0.01, test at lr 0.1; choosing on test would pick 0.1.
+    val = {0.001: 0.80, 0.01: 0.95, 0.1: 0.90}
+    test = {0.001: 0.80, 0.01: 0.91, 0.1: 0.97}
+
+    def value(spec, split):
+        table = val if split in ("val", "train") else test
+        tanh = spec.activation == "tanh"
+        return table[spec.lr] - 0.05 * tanh + 0.001 * spec.seed + 0.002 * tanh * (spec.seed % 2)
+
+    store = synthetic_store(tmp_path / "s.sqlite", suite, value)
+    readme = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_lr])
+    text = readme.read_text()
+    assert "lr_sensitivity" in figures_of(readme)
+    check_png(readme.parent / "figures" / "lr_sensitivity.png")
+    section = text.split("## Learning-rate sensitivity")[1].split("\n## ")[0]
+    relu = next(line for line in section.splitlines() if line.startswith("| mnist/mlp | relu |"))
+    cells = [c.strip() for c in relu.strip("|").split("|")]
+    assert cells[2] == "0.01" and cells[3] == "0.9510"  # lr and its validation accuracy
+    assert cells[4].startswith("0.9110 [")  # the test accuracy at the chosen lr, not the best test accuracy
+
+
+def test_regularizer_heatmap_uses_the_labels(tmp_path):
+    grids = "".join(
+        f"[[grid]]\n{body}\n"
+        for body in (
+            "",
+            "weight_decay = 5e-4",
+            "dropout = 0.3",
+            "augment = true",
+            "weight_decay = 5e-4\ndropout = 0.3\naugment = true",
+        )
+    )
+    suite = write_suite(tmp_path / "regs.toml", GRID + 'activation = ["relu", "gelu"]\nseeds = 2\n' + grids)
+    store = synthetic_store(tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + 0.01 * s.dropout + 0.001 * s.seed)
+    readme = report.build(
+        suite, store, tmp_path / "out", timing=False, sections=[report.section_regularizer, report.section_accuracy]
+    )
+    assert "heatmap_regularizer" in figures_of(readme) and "heatmap_init" not in figures_of(readme)
+    check_png(readme.parent / "figures" / "heatmap_regularizer.png")
+    results = pd.read_csv(readme.parent / "results.csv")
+    assert set(results["regularizer"]) == {"none", "L2", "dropout", "augment", "all"}
+    text = readme.read_text()
+    for label in (
+        "regularizer=none",
+        "regularizer=L2",
+        "regularizer=dropout",
+        "regularizer=augment",
+        "regularizer=all",
+    ):
+        assert label in text, label
+
+
+@pytest.mark.parametrize("seeds, test_name", [(3, "paired t-test"), (6, "Wilcoxon signed-rank test")])
+def test_paired_test_follows_the_number_of_seeds(tmp_path, seeds, test_name):
+    suite = write_suite(tmp_path / "pairs.toml", GRID + f'activation = ["relu", "elu"]\nseeds = {seeds}\n')
+    store = synthetic_store(
+        tmp_path / "s.sqlite",
+        suite,
+        lambda s, split: 0.9 + (0.01 + 0.001 * (s.seed % 3 - 1)) * (s.activation == "elu") + 0.002 * s.seed,
+    )
+    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_paired]).read_text()
+    section = text.split("## Paired tests against relu")[1].split("\n## ")[0]
+    assert test_name in section
+    assert "| mnist/mlp | elu | " + str(seeds) + " | +0.0100 |" in section
+
+
+@pytest.mark.parametrize("gap, best", [(0.05, True), (0.0005, False)])
+def test_best_is_marked_only_where_the_intervals_separate(tmp_path, gap, best):
+    suite = write_suite(tmp_path / "marks.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 3\n')
+    noise = {"relu": (-0.004, 0.0, 0.004), "tanh": (0.004, -0.004, 0.0)}
+    store = synthetic_store(
+        tmp_path / "s.sqlite",
+        suite,
+        lambda s, split: 0.9 + gap * (s.activation == "tanh") + noise[s.activation][s.seed],
+    )
+    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_accuracy]).read_text()
+    rows = [line for line in text.split("## Final test accuracy")[1].split("\n## ")[0].splitlines() if line[:2] == "| "]
+    tanh = next(line for line in rows if line.startswith("| mnist/mlp | tanh |"))
+    assert ("**best**" in tanh) is best and any("**best**" in line for line in rows) is best
+    assert ("tied" in tanh) is not best
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input: one line on stderr, exit status 2.
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    code = report.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, real_store):
+    store = str(real_store["store"])
+    assert "did you mean default" in one_line_error(capsys, ["--suite", "defualt", "--store", store])
+    assert "no store at" in one_line_error(capsys, ["--suite", real_store["suite"], "--store", str(tmp_path / "none")])
+    other = write_suite(tmp_path / "other.toml", TINY.format(activations='["gelu"]'))
+    assert "has no runs of suite" in one_line_error(
+        capsys, ["--suite", other, "--store", store, "--out", str(tmp_path)]
+    )
+    assert "--suite" in one_line_error(capsys, ["--store", store])
+    assert not (tmp_path / "other").exists()
+
+
+def test_command_line_in_a_real_process(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.report", "--suite", "default", "--store", str(tmp_path / "missing.sqlite")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: no store at")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The suite files.
+
+
+def estimated_seconds(specs) -> float:
+    """Training plus evaluation (once before training and after every epoch) at the measured speeds."""
+    total = 0.0
+    for s in specs:
+        train = 55_000 / SPEED[s.model] * (AUGMENT_SLOWDOWN if s.augment else 1.0)
+        total += s.epochs * train + (s.epochs + 1) * EVAL_SECONDS[s.model]
+    return total
+
+
+@pytest.mark.parametrize(
+    "name, minutes", [("default", 90), ("init", 30), ("regularizers", 30), ("lr", 30), ("seed-claims", 40)]
+)
+def test_suite_loads_and_fits_its_budget(name, minutes):
+    specs = load_suite(name)
+    assert specs and len({s.key for s in specs}) == len(specs)
+    assert len(suite_description(name)) > 200  # says what it measures and the budget arithmetic
+    assert estimated_seconds(specs) <= minutes * 60
+    assert {s.device for s in specs} == {"cpu"}
+
+
+def test_default_suite_covers_the_registry_without_duplicates():
+    specs = load_suite("default")
+    used = {activations.parse_spec(s.activation)[0] for s in specs}
+    assert len(used & set(activations.names())) >= 20
+    assert not {"gelu", "gelu_tanh"} <= used  # one of the two, the description says why
+    assert "celu" not in used  # celu(alpha=1) is elu
+    assert {s.seed for s in specs} == {0, 1, 2}
+    assert {(s.dataset, s.model) for s in specs} == {
+        ("mnist", "mlp"),
+        ("fashion_mnist", "mlp"),
+        ("fashion_mnist", "cnn"),
+    }
+    per_activation = pd.Series([s.activation for s in specs]).value_counts()
+    assert (per_activation == 9).all()  # 3 model/dataset pairs x 3 seeds for every activation
+
+
+def test_suites_vary_what_their_report_needs():
+    assert len({s.init for s in load_suite("init")}) >= 4
+    labels = {report.regularizer_label(s.weight_decay, s.dropout, s.augment) for s in load_suite("regularizers")}
+    assert labels == {"none", "L2", "dropout", "augment", "all"}
+    rates = sorted({s.lr for s in load_suite("lr")})
+    assert np.allclose(rates, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    claims = load_suite("seed-claims")
+    assert {s.seed for s in claims} == {0, 1, 2}
+    assert {"sigmoid", "tanh", "relu"} <= {s.activation for s in claims if s.model == "deep_mlp"}
+    assert {"cross_entropy", "mse_sigmoid"} <= {s.loss for s in claims}
+    assert {"normal", "lecun", "xavier_normal", "he"} <= {s.init for s in claims}
+    assert any(s.optimizer == "adagrad" for s in claims) and any(s.patience == 10 for s in claims)
+    assert {"leaky_relu", "prelu", "elu", "softplus"} <= {s.activation for s in claims}
+    assert len({s.lr for s in claims if s.activation == "relu" and s.optimizer == "sgd"}) >= 3
