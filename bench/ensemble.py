@@ -310,38 +310,20 @@ def _run_group(
 
 
 def _record(member: _Member, n_params: int, wall_seconds: float, started_at: str, k_size: int) -> dict:
-    """The flat record of one member, field for field as ``train.run`` builds it, plus ``ensemble_size``."""
-    spec, stopper, last = member.spec, member.stopper, member.last
-    test_at_best = next(
-        (
-            r["value"]
-            for r in member.epochs
-            if r["epoch"] == stopper.best_epoch and r["split"] == "test" and r["metric"] == "acc"
-        ),
-        math.nan,
+    """The flat record of one member, as ``train.run`` builds it, plus ``ensemble_size``."""
+    record = train.make_record(
+        member.spec,
+        status=member.status,
+        error=member.error,
+        epochs_run=member.epochs_run,
+        diverged_epoch=member.diverged_epoch,
+        stopper=member.stopper,
+        last=member.last,
+        epochs=member.epochs,
+        train_seconds=member.train_seconds,
+        wall_seconds=wall_seconds,
+        seen=member.seen,
+        n_params=n_params,
+        started_at=started_at,
     )
-    return {
-        "key": spec.key,
-        "status": member.status,
-        "error": member.error,
-        **spec.flat(),
-        "epochs_run": member.epochs_run,
-        "stopped_early": member.status == "ok" and member.epochs_run < spec.epochs,
-        "diverged_epoch": member.diverged_epoch,
-        "best_epoch": stopper.best_epoch,
-        "best_val_acc": stopper.best_acc if stopper.best_epoch else math.nan,
-        "best_val_loss": stopper.best_loss,
-        "test_acc_at_best": test_at_best,
-        **{
-            k: last.get(k, math.nan)
-            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-        },
-        "gap": last.get("train_acc", math.nan) - last.get("test_acc", math.nan),
-        "train_seconds": member.train_seconds,
-        "wall_seconds": wall_seconds,
-        "samples_per_second": member.seen / member.train_seconds if member.train_seconds else math.nan,
-        "parameters": n_params,
-        "started_at": started_at,
-        "ensemble_size": k_size,
-        **train.environment(spec.device),
-    }
+    return {**record, "ensemble_size": k_size}

@@ -260,6 +260,41 @@ def run(
             if stop:
                 break
 
+    record = make_record(
+        spec,
+        status=status,
+        error=error,
+        epochs_run=epoch,
+        diverged_epoch=diverged_epoch,
+        stopper=stopper,
+        last=last,
+        epochs=epochs,
+        train_seconds=train_seconds,
+        wall_seconds=time.perf_counter() - started,
+        seen=seen,
+        n_params=n_params,
+        started_at=started_at,
+    )
+    return RunResult(record, epochs, layers)
+
+
+def make_record(
+    spec: RunSpec,
+    *,
+    status: str,
+    error: str | None,
+    epochs_run: int,
+    diverged_epoch: int | None,
+    stopper: EarlyStopping,
+    last: dict[str, float],
+    epochs: list[dict],
+    train_seconds: float,
+    wall_seconds: float,
+    seen: int,
+    n_params: int,
+    started_at: str,
+) -> dict:
+    """The flat record of a finished run: spec fields, final and best-on-validation metrics, timings, environment."""
     test_at_best = next(
         (
             r["value"]
@@ -268,13 +303,13 @@ def run(
         ),
         math.nan,
     )
-    record = {
+    return {
         "key": spec.key,
         "status": status,
         "error": error,
         **spec.flat(),
-        "epochs_run": epoch,
-        "stopped_early": status == "ok" and epoch < spec.epochs,
+        "epochs_run": epochs_run,
+        "stopped_early": status == "ok" and epochs_run < spec.epochs,
         "diverged_epoch": diverged_epoch,
         "best_epoch": stopper.best_epoch,
         "best_val_acc": stopper.best_acc if stopper.best_epoch else math.nan,
@@ -286,13 +321,12 @@ def run(
         },
         "gap": last.get("train_acc", math.nan) - last.get("test_acc", math.nan),
         "train_seconds": train_seconds,
-        "wall_seconds": time.perf_counter() - started,
+        "wall_seconds": wall_seconds,
         "samples_per_second": seen / train_seconds if train_seconds else math.nan,
         "parameters": n_params,
         "started_at": started_at,
         **environment(spec.device),
     }
-    return RunResult(record, epochs, layers)
 
 
 def failed(spec: RunSpec, exc: BaseException, wall_seconds: float = math.nan) -> RunResult:
