@@ -4,7 +4,7 @@ Reads only the suite's runs from the store (matched on every RunSpec field excep
 change a result), takes every number from :mod:`bench.analysis` and writes ``reports/<suite>/README.md``,
 ``figures/*.png``, ``results.csv`` (one row per run) and ``summary.csv`` (one row per configuration). The README is
 a list of sections (:data:`SECTIONS`): each is a function of a :class:`Context` returning markdown ("" = nothing to
-show), so a later section (the seed-claims verdicts) is one more function in that tuple.
+show); the seed-claims suite's verdicts (:mod:`bench.claims`) are one of them.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from matplotlib.ticker import MaxNLocator
 
 import activations
 from activations.errors import InputError
-from bench import analysis
+from bench import analysis, claims
 from bench.config import FIELDS, RunSpec, load_suite, suite_description, suite_path
 from bench.run import Parser
 from bench.store import DEFAULT_PATH, Store
 
 BASELINE = "relu"
+CLAIMS_SUITE = "seed-claims"  # the suite whose report has a verdict per textbook claim (bench/claims.py)
 MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
 MATCH_COLUMNS = tuple(f for f in FIELDS if f not in ("device", "compile"))
 REGULARIZER_FIELDS = ("weight_decay", "dropout", "augment")
@@ -344,6 +345,38 @@ def section_header(ctx: Context) -> str:
     table = markdown_table(pd.DataFrame(rows, columns=["", ""]))
     description = f"{ctx.description}\n\n" if ctx.description else ""
     return f"# actbench report: suite `{ctx.suite}`\n\n{description}{table}\n"
+
+
+def section_claims(ctx: Context) -> str:
+    """The seed-claims suite only: per textbook claim, the experiment, the measured numbers and a verdict."""
+    if ctx.suite != CLAIMS_SUITE:
+        return ""
+    verdicts = claims.evaluate(ctx.runs, ctx.epochs, ctx.layers)
+    if not verdicts:
+        return ""
+    overview = pd.DataFrame([{"#": v.number, "claim": v.claim, "verdict": f"**{v.verdict}**"} for v in verdicts])
+    parts = [
+        "## Verdicts",
+        "",
+        "Each claim, tested on this suite's runs. Numbers are means over seeds with [min, max]; a difference counts "
+        "only if it has the same sign in every seed (runs are paired by seed). Diverged runs are counted in "
+        "*runs ok*, never averaged. *depends* says on what.",
+        "",
+        markdown_table(overview),
+        "",
+    ]
+    for v in verdicts:
+        parts += [
+            f"### {v.number}. {v.claim[0].upper()}{v.claim[1:]}",
+            "",
+            f"**Experiment.** {v.experiment}",
+            "",
+            markdown_table(v.table),
+            "",
+            f"**Verdict: {v.verdict}.** {v.reason}",
+            "",
+        ]
+    return "\n".join(parts)
 
 
 def section_coverage(ctx: Context) -> str:
@@ -780,6 +813,7 @@ Section = Callable[[Context], str]
 SECTIONS: tuple[Section, ...] = (
     section_header,
     section_coverage,
+    section_claims,
     section_curves,
     section_accuracy,
     section_ranks,
