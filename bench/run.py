@@ -22,7 +22,7 @@ from bench.config import (
     expand,
     load_suite,
 )
-from bench.executors import execute
+from bench.executors import EXECUTORS, check, execute
 from bench.init import INITS
 from bench.models import MODELS
 from bench.store import DEFAULT_PATH, Store
@@ -34,6 +34,7 @@ examples:
   python -m bench.run --model cnn --activation tanh --init normal,lecun --epochs 5
   python -m bench.run --suite quick --json
   python -m bench.run --suite my_grid.toml --device cuda
+  python -m bench.run --suite default --executor ray --ray-address ray://head:10001
 
 Runs already in the store (same RunSpec key) are skipped, so rerunning a command resumes it;
 --force trains them again. Read results with `python -m bench.export` or the reports.
@@ -124,6 +125,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA, else ~/.cache/actbench/data)")
     where.add_argument("--download", action="store_true", help="download missing datasets into the data folder")
     where.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store (default {DEFAULT_PATH})")
+    where.add_argument(
+        "--no-ensemble",
+        action="store_true",
+        help="train every run on its own (default: runs that differ only in seed or init train as one batched model)",
+    )
+    where.add_argument(
+        "--executor", default="local", choices=EXECUTORS, help="local (this process, default) or ray (Ray tasks)"
+    )
+    where.add_argument(
+        "--ray-address", metavar="ADDR", help="join this Ray cluster, e.g. ray://head:10001 (default: a local Ray)"
+    )
+    where.add_argument("--cpus-per-run", type=float, default=1, metavar="N", help="CPUs per Ray task (default 1)")
+    where.add_argument(
+        "--gpus-per-run", type=float, default=0.25, metavar="F", help="GPU share per Ray task on CUDA (default 0.25)"
+    )
     p.add_argument(
         "--suite",
         help="a suite name from bench/suites (quick, default, ...) or a .toml file; "
@@ -180,6 +196,7 @@ def _json_safe(record: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        check(args.executor, args.cpus_per_run, args.gpus_per_run)
         values = grid_from_args(args)
         values.setdefault("device", "auto")
         specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
@@ -220,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
                 force=args.force,
                 progress=not args.quiet,
                 on_record=report,
+                ensemble_runs=not args.no_ensemble,
+                executor=args.executor,
+                ray_address=args.ray_address,
+                cpus_per_run=args.cpus_per_run,
+                gpus_per_run=args.gpus_per_run,
             )
         except KeyboardInterrupt:
             print(
