@@ -98,6 +98,26 @@ def test_ctrl_c_saves_finished_runs_and_says_how_to_resume(tmp_path, suite, data
         assert s.claimed_keys() == set()  # the interrupted run's claim was released
 
 
+def test_ctrl_c_with_the_ray_executor_keeps_finished_runs_and_the_rerun_completes(tmp_path, suite, data_dir):
+    store = tmp_path / "s.sqlite"
+    proc = start(store, suite, data_dir, "--executor", "ray")
+    wait_for_runs(store, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    saved = finished_runs(store)
+    assert 1 <= saved < 6 and len(out.splitlines()) == saved
+    check_consistent(store, saved)
+    with Store(store) as s:
+        assert s.claimed_keys() == set()  # the cancelled tasks' claims were released
+    rerun = start(store, suite, data_dir, "--executor", "ray")
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
+    assert len(out.splitlines()) == 6 - saved  # only the missing runs were trained
+    check_consistent(store, 6)
+
+
 def test_two_processes_share_one_store_and_train_each_run_once(tmp_path, suite, data_dir):
     store = tmp_path / "s.sqlite"
     procs = [start(store, suite, data_dir) for _ in range(2)]
