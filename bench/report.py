@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 
 import activations
 from activations.errors import InputError
-from bench import analysis, claims
+from bench import analysis, claims, train
 from bench.config import FIELDS, RunSpec, load_suite, suite_description, suite_path
 from bench.run import Parser
 from bench.store import DEFAULT_PATH, Store
@@ -340,7 +340,11 @@ def section_header(ctx: Context) -> str:
         ("Host", values("host")),
         ("Wall time", f"{_seconds(float(np.nansum(wall)))}, sum of wall_seconds over {len(runs)} runs"),
         ("Dates", dates),
-        ("Report", f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.report --suite {ctx.suite}`"),
+        (
+            "Report",
+            f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.report --suite {ctx.suite}` "
+            f"at git SHA `{train.git_sha()}`",
+        ),
     ]
     table = markdown_table(pd.DataFrame(rows, columns=["", ""]))
     description = f"{ctx.description}\n\n" if ctx.description else ""

@@ -45,7 +45,8 @@ class RunResult:
 
 
 @functools.cache
-def _git_sha() -> str:
+def git_sha() -> str:
+    """HEAD of the checkout this code runs from, ``-dirty`` if tracked files changed; "unknown" outside git."""
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
@@ -75,7 +76,7 @@ def environment(device: str) -> dict:
         device_name = platform.processor() or platform.machine()
     return {
         "actbench_version": package,
-        "git_sha": _git_sha(),
+        "git_sha": git_sha(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device_name": device_name,
