@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +21,12 @@ from bench import train
 from bench.config import RunSpec
 
 MAX_RETRIES = 3  # Ray retries a task this many times when its worker process dies
+CONNECT_TIMEOUT = 10  # seconds to wait for the Ray head to accept a connection
 
 
-def check(cpus_per_run: float, gpus_per_run: float):
-    """Ray, imported, after checking the task resources; InputError (saying how to install Ray) otherwise."""
+def check(cpus_per_run: float, gpus_per_run: float, address: str | None = None):
+    """Ray, imported, after checking the task resources and that the head at ``address`` answers; InputError
+    otherwise (without Ray, it says how to install it). Ray itself would retry an unreachable head for minutes."""
     if not (cpus_per_run > 0 and 0 < gpus_per_run <= 1):
         raise InputError(
             f"--cpus-per-run must be > 0 and --gpus-per-run in (0, 1], got {cpus_per_run:g} and {gpus_per_run:g}"
@@ -32,6 +35,12 @@ def check(cpus_per_run: float, gpus_per_run: float):
         import ray
     except ImportError:
         raise InputError("--executor ray needs Ray: pip install 'actbench[ray]'") from None
+    if address and address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot reach the Ray head at {address!r} (expected HOST:PORT): {exc}") from None
     return ray
 
 
@@ -59,7 +68,7 @@ def run(
     is already initialised in this process). Groups are claimed as they are submitted, a few more than the
     cluster can run at once, so processes sharing a store still split the work.
     """
-    ray = check(cpus_per_run, gpus_per_run)
+    ray = check(cpus_per_run, gpus_per_run, address)
     started = not ray.is_initialized()
     if started:
         try:

@@ -99,14 +99,14 @@ def _local(
             yield mine, train_group(mine, data_dir, download, progress)
 
 
-def check(executor: str, cpus_per_run: float = 1, gpus_per_run: float = 0.25) -> None:
-    """InputError for an unknown executor, bad Ray task resources, or ``ray`` without Ray installed."""
+def check(executor: str, cpus_per_run: float = 1, gpus_per_run: float = 0.25, ray_address: str | None = None) -> None:
+    """InputError for an unknown executor, bad Ray task resources, an unreachable Ray head, or no Ray installed."""
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if executor == "ray":
         from bench import cluster
 
-        cluster.check(cpus_per_run, gpus_per_run)
+        cluster.check(cpus_per_run, gpus_per_run, ray_address)
 
 
 def execute(
@@ -129,7 +129,7 @@ def execute(
     Each run is claimed in the store just before it starts, so processes sharing a store split the work
     between them; a claim is released if the run does not finish (Ctrl-C, an error that stops the suite).
     """
-    check(executor, cpus_per_run, gpus_per_run)
+    check(executor, cpus_per_run, gpus_per_run, ray_address)
     done = set() if force else store.finished_keys()
     todo = [s for s in specs if s.key not in done]
     summary = Summary(total=len(specs), skipped=len(specs) - len(todo))

@@ -196,7 +196,7 @@ def _json_safe(record: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        check(args.executor, args.cpus_per_run, args.gpus_per_run)
+        check(args.executor, args.cpus_per_run, args.gpus_per_run, args.ray_address)
         values = grid_from_args(args)
         values.setdefault("device", "auto")
         specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)

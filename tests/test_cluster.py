@@ -102,6 +102,16 @@ def test_executor_ray_without_ray_says_how_to_install(monkeypatch, tmp_path, cap
     assert not (tmp_path / "s.sqlite").exists()
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "no-port"])
+def test_an_unreachable_ray_head_is_a_one_line_error(address, tmp_path, capsys, data_dir):
+    store = tmp_path / "s.sqlite"
+    code = run.main(["--executor", "ray", "--ray-address", address, "--data-dir", str(data_dir), "--store", str(store)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith(f"error: cannot reach the Ray head at '{address}'")
+    assert not store.exists()
+
+
 @pytest.mark.parametrize("option", [["--cpus-per-run", "0"], ["--gpus-per-run", "1.5"]])
 def test_bad_ray_options_are_one_line_errors_before_any_store_exists(option, tmp_path, capsys, data_dir):
     store = tmp_path / "s.sqlite"
