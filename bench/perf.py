@@ -2,7 +2,8 @@
 
 One after another, warm-up excluded: (a) the textbook loop (torchvision DataLoader + ToTensor + Normalize),
 (b) the harness's single run (dataset as one tensor, batches by index), (c) the harness's ensemble of K
-seeds trained as one vmapped model; plus the machine's float32 matmul rate, and each path's FLOP
+seeds trained as one vmapped model; (d) for dense models, a step made of its matrix multiplies only, single
+and batched over K (the ceiling of (b) and (c)); plus the machine's float32 matmul rate, and each path's FLOP
 utilisation (FLOPs per sample counted by torch's FlopCounterMode on forward+backward).
 """
 
@@ -93,6 +94,34 @@ def harness(spec: RunSpec, data_dir: Path, k: int) -> float:
     return _last_epoch_rate(results, len(splits.train_x))
 
 
+def gemm_ceiling(spec: RunSpec, splits: data.Splits, k: int, repeats: int = 200) -> float:
+    """Model-samples/s if a training step were only its matrix multiplies (dense models).
+
+    Per linear layer and step: the forward product and the two backward ones (input and weight gradients), at
+    the harness's batch size, as one ``mm`` (k=1) or one ``bmm`` over k members (the ensemble). What the
+    harness reaches beyond this ceiling is impossible; what it lacks is time spent outside the matmuls.
+    """
+    model = train.build_model(spec, splits)
+    shapes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    b = spec.batch_size
+    tensors = [(torch.randn(k, b, i), torch.randn(k, o, i), torch.randn(k, b, o)) for i, o in shapes]
+
+    def step() -> None:
+        for x, w, dy in tensors:
+            if k == 1:
+                x1, w1, dy1 = x[0], w[0], dy[0]
+                x1 @ w1.T, dy1 @ w1, dy1.T @ x1
+            else:
+                torch.bmm(x, w.transpose(1, 2)), torch.bmm(dy, w), torch.bmm(dy.transpose(1, 2), x)
+
+    for _ in range(20):
+        step()
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return k * b * repeats / (time.perf_counter() - tic)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA)")
@@ -121,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if ensemble.batchable(spec):  # others would fall back to single runs: nothing to measure
             paths += [(f"harness ensemble K={k}", lambda s=spec, k=k: harness(s, data_dir, k)) for k in sizes]
+            paths += [(f"matmuls only K={k}", lambda s=spec, k=k, d=splits: gemm_ceiling(s, d, k)) for k in [1, *sizes]]
         for name, measure in paths:
             rate = measure()
             rows.append(
