@@ -114,8 +114,15 @@ def test_no_dead_units_at_any_rate_is_not_confirmed():
     assert v.verdict == claims.NOT_CONFIRMED
 
 
-def _regularized(gaps: dict[str, list[float]]) -> claims.Verdict:
-    settings = {"none": {}, "l2": dict(weight_decay=5e-4), "dropout": dict(dropout=0.3), "augment": dict(augment=True)}
+def _regularized(gaps: dict[str, list[float]], hindsight: dict[str, list[float]] | None = None) -> claims.Verdict:
+    settings = {
+        "none": {},
+        "l2": dict(weight_decay=5e-4),
+        "dropout": dict(dropout=0.3),
+        "augment": dict(augment=True),
+        "stop": dict(patience=10),
+    }
+    hindsight = hindsight or {}
     rows = [
         dict(
             dataset="fashion_mnist",
@@ -125,7 +132,7 @@ def _regularized(gaps: dict[str, list[float]]) -> claims.Verdict:
             test_acc=0.89,
             epochs_run=30,
             best_test=0.9,
-            test_acc_at_best=0.899,
+            test_acc_at_best=0.9 - hindsight.get(name, [0.001] * 3)[s],
             **settings[name],
         )
         for name, values in gaps.items()
@@ -151,6 +158,16 @@ def test_a_regularizer_that_widens_the_gap_makes_it_depend():
     v = _regularized({"none": [0.10, 0.11, 0.09], "l2": [0.12, 0.13, 0.11], "dropout": [0.07, 0.08, 0.06]})
     assert v.verdict == claims.DEPENDS
     assert "Narrower in every seed: dropout 0.3." in v.reason
+    assert "Not narrower in every seed: L2 0.0005." in v.reason
+
+
+def test_early_stopping_that_misses_the_best_epoch_makes_it_depend():
+    v = _regularized(
+        {"none": [0.10, 0.11, 0.09], "l2": [0.05, 0.06, 0.04], "stop": [0.10, 0.10, 0.09]},
+        hindsight={"stop": [0.001, 0.02, 0.0]},
+    )
+    assert v.verdict == claims.DEPENDS
+    assert "in 2 of 3 runs (largest miss 0.0200)" in v.reason
 
 
 def test_seed_claims_report_has_a_verdict_per_claim(tmp_path):
