@@ -54,11 +54,13 @@ def test_ray_records_equal_local_records(local_ray, data_dir, tmp_path):
     torch.set_num_threads(1)  # as in each Ray task (cpus_per_run=1): thread count changes float rounding
     try:
         with Store(tmp_path / "local.sqlite") as store:
-            local = execute(specs, store, data_dir=data_dir, progress=False)
+            local = execute(specs, store, data_dir=data_dir, progress=False, ensemble_runs=True)
     finally:
         torch.set_num_threads(threads)
     with Store(tmp_path / "ray.sqlite") as store:
-        remote = execute(specs, store, data_dir=data_dir, progress=False, executor="ray", cpus_per_run=1)
+        remote = execute(
+            specs, store, data_dir=data_dir, progress=False, executor="ray", cpus_per_run=1, ensemble_runs=True
+        )
     assert local.count("ok") == remote.count("ok") == 4
     want, got = _stored(tmp_path / "local.sqlite"), _stored(tmp_path / "ray.sqlite")
     assert set(got[0]) == set(want[0]) == {s.key for s in specs}

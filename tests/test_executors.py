@@ -1,4 +1,5 @@
-"""The local executor: seeds grouped into batched models by default, --no-ensemble, a failing group's fallback."""
+"""The local executor: seeds grouped into batched models with --ensemble (off by default), a failing group's
+fallback, claims released on Ctrl-C."""
 
 import pytest
 import torch
@@ -26,12 +27,12 @@ def _specs() -> list[RunSpec]:
     ]
 
 
-def test_seeds_are_batched_by_default_and_not_with_no_ensemble(data_dir, tmp_path):
+def test_seeds_are_batched_with_ensemble_and_not_by_default(data_dir, tmp_path):
     specs = _specs()
     with Store(tmp_path / "a.sqlite") as store:
-        batched = execute(specs, store, data_dir=data_dir, progress=False)
+        batched = execute(specs, store, data_dir=data_dir, progress=False, ensemble_runs=True)
     with Store(tmp_path / "b.sqlite") as store:
-        single = execute(specs, store, data_dir=data_dir, progress=False, ensemble_runs=False)
+        single = execute(specs, store, data_dir=data_dir, progress=False)
     sizes = {r["key"]: r["ensemble_size"] for r in batched.records}
     assert [sizes[s.key] for s in specs] == [3, 3, 3, 3, 3, 3, 1]
     assert {r["ensemble_size"] for r in single.records} == {1}
@@ -48,7 +49,7 @@ def test_a_group_that_raises_is_trained_again_one_run_at_a_time(data_dir, tmp_pa
     monkeypatch.setattr(ensemble, "run", broken)
     specs = [RunSpec(activation="relu", seed=s, **SMALL) for s in (0, 1)]
     with Store(tmp_path / "s.sqlite") as store:
-        summary = execute(specs, store, data_dir=data_dir, progress=False)
+        summary = execute(specs, store, data_dir=data_dir, progress=False, ensemble_runs=True)
     assert [r["status"] for r in summary.records] == ["ok", "ok"]
     assert [r["ensemble_size"] for r in summary.records] == [1, 1]
 
@@ -61,9 +62,15 @@ def test_interrupted_group_releases_its_claims_and_saves_nothing(data_dir, tmp_p
     specs = [RunSpec(activation="relu", seed=s, **SMALL) for s in (0, 1)]
     with Store(tmp_path / "s.sqlite") as store:
         with pytest.raises(KeyboardInterrupt):
-            execute(specs, store, data_dir=data_dir, progress=False)
+            execute(specs, store, data_dir=data_dir, progress=False, ensemble_runs=True)
         assert store.claimed_keys() == set()
         assert store.finished_keys() == set()
+
+
+def test_ensemble_flag_reaches_the_executor():
+    assert run.parse_args([]).ensemble is False
+    assert run.parse_args(["--ensemble"]).ensemble is True
+    assert run.parse_args(["--ensemble", "--no-ensemble"]).ensemble is False
 
 
 def test_unknown_executor_is_a_usage_error(capsys):
