@@ -68,7 +68,8 @@ def run(
     is already initialised in this process). Groups are claimed as they are submitted, a few more than the
     cluster can run at once, so processes sharing a store still split the work.
     """
-    ray = check(cpus_per_run, gpus_per_run, address)
+    import ray  # checked by executors.check: installed, resources valid, head reachable
+
     started = not ray.is_initialized()
     if started:
         try:

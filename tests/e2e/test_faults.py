@@ -83,34 +83,31 @@ def test_sigkill_mid_suite_then_rerun_completes_with_exactly_one_record_each(tmp
     check_consistent(store, 6)
 
 
-def test_ctrl_c_saves_finished_runs_and_says_how_to_resume(tmp_path, suite, data_dir):
-    store = tmp_path / "s.sqlite"
-    proc = start(store, suite, data_dir)
-    wait_for_runs(store, 1, proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert "run the same command again to resume" in err
-    saved = finished_runs(store)
-    assert saved >= 1 and len(out.splitlines()) == saved
-    check_consistent(store, saved)
-    with Store(store) as s:
-        assert s.claimed_keys() == set()  # the interrupted run's claim was released
-
-
-def test_ctrl_c_with_the_ray_executor_keeps_finished_runs_and_the_rerun_completes(tmp_path, suite, data_dir):
-    store = tmp_path / "s.sqlite"
-    proc = start(store, suite, data_dir, "--executor", "ray")
+def interrupt(store, suite, data_dir, *extra) -> int:
+    """SIGINT a suite after its first saved run; checks exit 130, the resume hint, consistent rows and no claims
+    left, and returns how many runs were saved."""
+    proc = start(store, suite, data_dir, *extra)
     wait_for_runs(store, 1, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     saved = finished_runs(store)
-    assert 1 <= saved < 6 and len(out.splitlines()) == saved
+    assert saved >= 1 and len(out.splitlines()) == saved
     check_consistent(store, saved)
     with Store(store) as s:
-        assert s.claimed_keys() == set()  # the cancelled tasks' claims were released
+        assert s.claimed_keys() == set()  # the interrupted runs' claims were released
+    return saved
+
+
+def test_ctrl_c_saves_finished_runs_and_says_how_to_resume(tmp_path, suite, data_dir):
+    interrupt(tmp_path / "s.sqlite", suite, data_dir)
+
+
+def test_ctrl_c_with_the_ray_executor_keeps_finished_runs_and_the_rerun_completes(tmp_path, suite, data_dir):
+    store = tmp_path / "s.sqlite"
+    saved = interrupt(store, suite, data_dir, "--executor", "ray")
+    assert saved < 6
     rerun = start(store, suite, data_dir, "--executor", "ray")
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
