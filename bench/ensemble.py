@@ -8,8 +8,9 @@ batch order and augmentation generators, its optimizer state (the optimizers are
 stacked tensors is K independent ones; Adam's step count is the same for all), its early stopping and its
 divergence. Its loss is its own mean; the sum of the K losses is back-propagated, so each member gets its
 own gradient. Evaluation and probes run per member, with ``train.evaluate`` and ``probes.probe`` on an
-ordinary module holding that member's weights. On this machine's CPU (MKL) the results equal K ``train.run``
-calls bit for bit; elsewhere they may differ in rounding (the tests check the contract: within 1e-5).
+ordinary module holding that member's weights. On this machine's CPU (MKL) the forward and backward passes equal
+K ``train.run`` calls bit for bit; fused Adam and AdamW round an element by its position in the tensor (vector body
+or scalar tail), so their members differ from single runs in rounding. The tests check the contract: within 1e-5.
 
 ``compatible`` says False, and ``run`` trains the spec alone with ``train.run``, for: dropout and
 activations that draw random numbers (rrelu): a single run draws them from the global RNG seeded per run,

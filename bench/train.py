@@ -102,19 +102,25 @@ def make_loss(kind: str, num_classes: int) -> Callable[[torch.Tensor, torch.Tens
 
 
 def make_optimizer(spec: RunSpec, groups: list[dict]) -> torch.optim.Optimizer:
+    """The spec's optimizer over ``groups``; torch's fused kernel (one pass over each parameter) where it has one.
+
+    ``fused`` is not ``foreach``: it computes each element as the per-tensor loop does, up to rounding, and on
+    this machine's CPU it made an MLP step 14 % and a CNN step 10 % faster than the default loop (``make perf``).
+    RMSprop has no fused kernel in torch and uses its default.
+    """
     opt = spec.optimizer
     if opt == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr)
+        return torch.optim.SGD(groups, lr=spec.lr, fused=True)
     if opt == "momentum":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov)
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, fused=True)
     if opt == "adam":
-        return torch.optim.Adam(groups, lr=spec.lr)
+        return torch.optim.Adam(groups, lr=spec.lr, fused=True)
     if opt == "adamw":
-        return torch.optim.AdamW(groups, lr=spec.lr)
+        return torch.optim.AdamW(groups, lr=spec.lr, fused=True)
     if opt == "rmsprop":
         return torch.optim.RMSprop(groups, lr=spec.lr)
     if opt == "adagrad":
-        return torch.optim.Adagrad(groups, lr=spec.lr)
+        return torch.optim.Adagrad(groups, lr=spec.lr, fused=True)
     raise ValueError(f"unknown optimizer {opt!r}")
 
 
