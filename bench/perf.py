@@ -4,7 +4,8 @@ One after another, warm-up excluded: (a) the textbook loop (torchvision DataLoad
 (b) the harness's single run (dataset as one tensor, batches by index), (c) the harness's ensemble of K
 seeds trained as one vmapped model; (d) for dense models, a step made of its matrix multiplies only, single
 and batched over K (the ceiling of (b) and (c)); plus the machine's float32 matmul rate, and each path's FLOP
-utilisation (FLOPs per sample counted by torch's FlopCounterMode on forward+backward).
+utilisation (FLOPs per sample counted by torch's FlopCounterMode on forward+backward). Every path is measured
+``--rounds`` times, the paths in turn, and the table shows the median and the range.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -122,53 +124,88 @@ def gemm_ceiling(spec: RunSpec, splits: data.Splits, k: int, repeats: int = 200)
     return k * b * repeats / (time.perf_counter() - tic)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA)")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn")
-    parser.add_argument("--ensembles", default="4,8", help="ensemble sizes K to measure")
+    parser.add_argument("--ensembles", default="4,8", help="ensemble sizes K to measure (each at least 2)")
     parser.add_argument("--steps", type=int, default=200, help="measured steps of the textbook loop")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="measure every path this many times, in turn; report the median"
+    )
     parser.add_argument("--out", default="results/perf.json", help="where to write the JSON table")
     args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    if not args.models or set(args.models) - {"mlp", "cnn"}:
+        raise ValueError(f"--models takes mlp and/or cnn, not {','.join(args.models)!r}")
     try:
+        args.ensembles = [int(k) for k in args.ensembles.split(",") if k]
+    except ValueError:
+        raise ValueError(f"--ensembles takes integers, not {args.ensembles!r}") from None
+    if any(k < 2 for k in args.ensembles):
+        raise ValueError("--ensembles: an ensemble has at least 2 members")
+    if args.steps < 1 or args.rounds < 1:
+        raise ValueError("--steps and --rounds must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parse(argv)
         data_dir = data.resolve_data_dir(args.data_dir)
         data.load("mnist", data_dir)
-        sizes = [int(k) for k in args.ensembles.split(",") if k]
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = []
-    peak = matmul_gflops()
-    print(f"float32 matmul: {peak:.1f} GFLOP/s  (threads: {torch.get_num_threads()})", file=sys.stderr)
-    for model in args.models.split(","):
+    paths = []  # (model, path name, FLOPs per sample, measure)
+    for model in args.models:
         spec = RunSpec(model=model, dataset="mnist")
         splits = data.load("mnist", data_dir)
         flops = flops_per_sample(spec, splits)
-        paths = [
+        own = [
             ("textbook DataLoader", lambda s=spec: textbook(s, data_dir, args.steps, warmup=20)),
             ("harness single", lambda s=spec: harness(s, data_dir, 1)),
         ]
         if ensemble.batchable(spec):  # others would fall back to single runs: nothing to measure
-            paths += [(f"harness ensemble K={k}", lambda s=spec, k=k: harness(s, data_dir, k)) for k in sizes]
-            paths += [(f"matmuls only K={k}", lambda s=spec, k=k, d=splits: gemm_ceiling(s, d, k)) for k in [1, *sizes]]
-        for name, measure in paths:
-            rate = measure()
-            rows.append(
-                {
-                    "model": model,
-                    "path": name,
-                    "samples_per_second": rate,
-                    "gflops": rate * flops / 1e9,
-                    "utilisation": rate * flops / 1e9 / peak,
-                }
-            )
-            print(f"{model:4} {name:24} {rate:10.0f} samples/s  {rate * flops / 1e9:6.1f} GFLOP/s", file=sys.stderr)
+            own += [(f"harness ensemble K={k}", lambda s=spec, k=k: harness(s, data_dir, k)) for k in args.ensembles]
+            own += [
+                (f"matmuls only K={k}", lambda s=spec, k=k, d=splits: gemm_ceiling(s, d, k))
+                for k in [1, *args.ensembles]
+            ]
+        paths += [(model, name, flops, measure) for name, measure in own]
+    print(f"threads: {torch.get_num_threads()}; {args.rounds} round(s) of {len(paths)} paths", file=sys.stderr)
+    peaks: list[float] = []
+    rates: list[list[float]] = [[] for _ in paths]
+    for r in range(args.rounds):  # in turn, so that a slow spell of a shared machine hits every path alike
+        peaks.append(matmul_gflops())
+        print(f"round {r + 1}: float32 matmul {peaks[-1]:.1f} GFLOP/s", file=sys.stderr)
+        for (model, name, _, measure), got in zip(paths, rates, strict=True):
+            got.append(measure())
+            print(f"round {r + 1}: {model:4} {name:24} {got[-1]:10.0f} samples/s", file=sys.stderr)
+    peak = statistics.median(peaks)
+    rows = [
+        {
+            "model": model,
+            "path": name,
+            "samples_per_second": statistics.median(got),
+            "rounds": got,
+            "gflops": statistics.median(got) * flops / 1e9,
+            "utilisation": statistics.median(got) * flops / 1e9 / peak,
+        }
+        for (model, name, flops, _), got in zip(paths, rates, strict=True)
+    ]
     table = _with_ratios(rows)
     print(table_text(table, peak))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
         json.dumps(
-            {"matmul_gflops": peak, "threads": torch.get_num_threads(), "torch": torch.__version__, "rows": table},
+            {
+                "matmul_gflops": peak,
+                "matmul_gflops_rounds": peaks,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "rows": table,
+            },
             indent=2,
         )
     )
@@ -187,12 +224,14 @@ def _with_ratios(rows: list[dict]) -> list[dict]:
 
 def table_text(rows: list[dict], peak: float) -> str:
     header = (
-        f"{'model':5} {'path':24} {'samples/s':>10} {'GFLOP/s':>8} {'of peak':>8} {'x textbook':>10} {'x single':>9}"
+        f"{'model':5} {'path':24} {'samples/s':>10} {'min-max':>15} {'GFLOP/s':>8} {'of peak':>8} "
+        f"{'x textbook':>10} {'x single':>9}"
     )
-    lines = [f"matmul peak {peak:.1f} GFLOP/s", header]
+    lines = [f"matmul peak {peak:.1f} GFLOP/s; median of each path's rounds", header]
     for r in rows:
+        spread = f"{min(r['rounds']):.0f}-{max(r['rounds']):.0f}"
         lines.append(
-            f"{r['model']:5} {r['path']:24} {r['samples_per_second']:10.0f} {r['gflops']:8.1f} "
+            f"{r['model']:5} {r['path']:24} {r['samples_per_second']:10.0f} {spread:>15} {r['gflops']:8.1f} "
             f"{r['utilisation']:8.0%} {r['vs_textbook']:10.2f} {r['vs_single']:9.2f}"
         )
     return "\n".join(lines)

@@ -12,7 +12,20 @@ pytestmark = pytest.mark.slow
 def test_perf_table_and_json(data_dir, tmp_path, capsys):
     out = tmp_path / "perf.json"
     code = perf.main(
-        ["--data-dir", str(data_dir), "--models", "mlp", "--ensembles", "2", "--steps", "5", "--out", str(out)]
+        [
+            "--data-dir",
+            str(data_dir),
+            "--models",
+            "mlp",
+            "--ensembles",
+            "2",
+            "--steps",
+            "5",
+            "--rounds",
+            "2",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     report = json.loads(out.read_text())
@@ -24,13 +37,31 @@ def test_perf_table_and_json(data_dir, tmp_path, capsys):
         "matmuls only K=1",
         "matmuls only K=2",
     ]
-    assert report["matmul_gflops"] > 0
+    assert report["matmul_gflops"] > 0 and len(report["matmul_gflops_rounds"]) == 2
     rate = {r["path"]: r["samples_per_second"] for r in report["rows"]}
     for row in report["rows"]:
         assert row["samples_per_second"] > 0 and row["utilisation"] > 0
+        assert len(row["rounds"]) == 2 and row["samples_per_second"] == pytest.approx(sum(row["rounds"]) / 2)
         assert row["vs_single"] == pytest.approx(row["samples_per_second"] / rate["harness single"])
         assert row["vs_textbook"] == pytest.approx(row["samples_per_second"] / rate["textbook DataLoader"])
     assert "matmuls only K=2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--models", "resnet"],
+        ["--ensembles", "1,8"],
+        ["--ensembles", "four"],
+        ["--rounds", "0"],
+        ["--steps", "0"],
+    ],
+)
+def test_bad_input_is_one_line(data_dir, tmp_path, capsys, bad):
+    out = tmp_path / "p.json"
+    assert perf.main(["--data-dir", str(data_dir), *bad, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and not out.exists()
 
 
 def test_bad_data_dir_is_one_line(tmp_path, capsys):
