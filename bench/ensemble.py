@@ -1,16 +1,16 @@
 """K runs that differ only in seed and initializer, trained as one batched model with ``torch.func``.
 
-The members' parameters are stacked into leaves of shape (K, ...) by ``stack_module_state``; each step
-runs the K members on their K batches at once, so they share every matmul call. Linear layers are one
+Each member keeps its own module and parameters; each step stacks them into tensors of shape (K, ...) and runs
+the K members on their K batches at once, so they share every matmul call. Linear layers are one
 ``baddbmm`` (``StackedLinear``); the other layers (flatten, the activation) are ``functional_call`` under
 ``vmap``. Each member keeps everything a single run has: its initial weights (``train.build_model``), its
-batch order and augmentation generators, its optimizer state (the optimizers are elementwise, so one over
-stacked tensors is K independent ones; Adam's step count is the same for all), its early stopping and its
-divergence. Its loss is its own mean; the sum of the K losses is back-propagated, so each member gets its
-own gradient. Evaluation and probes run per member, with ``train.evaluate`` and ``probes.probe`` on an
-ordinary module holding that member's weights. On this machine's CPU (MKL) the forward and backward passes equal
-K ``train.run`` calls bit for bit; fused Adam and AdamW round an element by its position in the tensor (vector body
-or scalar tail), so their members differ from single runs in rounding. The tests check the contract: within 1e-5.
+batch order and augmentation generators, its optimizer state (one optimizer over all members' parameter tensors,
+each updated on its own as in a single run), its early stopping and its divergence. Its loss is its own mean; the
+sum of the K losses is back-propagated, so each member gets its own gradient. Evaluation and probes run per
+member, with ``train.evaluate`` and ``probes.probe`` on its module. On this machine's CPU (MKL) the results equal
+K ``train.run`` calls bit for bit; elsewhere they may differ in rounding (the tests check the contract: within
+1e-5). The parameters are not stacked once for good: torch's fused Adam rounds an element by its position in the
+tensor (vector body or scalar tail), so it would update a stacked member unlike a single run.
 
 ``compatible`` says False, and ``run`` trains the spec alone with ``train.run``, for: dropout and
 activations that draw random numbers (rrelu): a single run draws them from the global RNG seeded per run,
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, vmap
 
 import activations
 from bench import data, train
@@ -162,18 +162,16 @@ class _Member:
         self.epochs.extend({"epoch": epoch, "split": split, "metric": k, "value": float(v)} for k, v in metrics.items())
 
 
-def _stacked_groups(model: nn.Module, params: dict[str, torch.Tensor], spec: RunSpec) -> list[dict]:
-    """``regularize.param_groups`` of one member, with each parameter replaced by its stacked (K, ...) tensor."""
-    name_of = {id(p): name for name, p in model.named_parameters()}
-    groups = param_groups(model, spec.weight_decay, spec.decay_act_params)
-    return [{**g, "params": [params[name_of[id(p)]] for p in g["params"]]} for g in groups]
+def _joint_groups(models: list[nn.Module], spec: RunSpec) -> list[dict]:
+    """``regularize.param_groups`` of every member, group by group: one optimizer holds them all."""
+    per_model = [param_groups(m, spec.weight_decay, spec.decay_act_params) for m in models]
+    return [{**same[0], "params": [p for g in same for p in g["params"]]} for same in zip(*per_model, strict=True)]
 
 
-@torch.no_grad()
-def _load_member(model: nn.Module, params: dict[str, torch.Tensor], k: int) -> None:
-    """Copy member ``k``'s slice of the stacked parameters into its own module."""
-    for name, p in model.named_parameters():
-        p.copy_(params[name][k])
+def _stacked(models: list[nn.Module]) -> dict[str, torch.Tensor]:
+    """The members' parameters as (K, ...) tensors by name; gradients flow back to each member's own tensors."""
+    named = [dict(m.named_parameters()) for m in models]
+    return {name: torch.stack([own[name] for own in named]) for name in named[0]}
 
 
 class StackedLinear(torch.autograd.Function):
@@ -239,9 +237,9 @@ def _run_group(
         _Member(s, train.build_model(s, splits).to(device=device, dtype=dtype), EarlyStopping(s.patience))
         for s in specs
     ]
-    params, _ = stack_module_state([m.model for m in members])  # batchable specs have no buffers
+    modules = [m.model for m in members]  # batchable specs have no buffers
     n_params = sum(p.numel() for p in members[0].model.parameters())
-    optimizer = train.make_optimizer(ref, _stacked_groups(members[0].model, params, ref))
+    optimizer = train.make_optimizer(ref, _joint_groups(modules, ref))
     scheduler = train.make_scheduler(ref, optimizer)
     template = copy.deepcopy(members[0].model).to("meta")
     order_gens = [torch.Generator().manual_seed(s.seed) for s in specs]
@@ -274,7 +272,7 @@ def _run_group(
             else:  # one gather for all members: the same elementwise arithmetic as K calls
                 xb, yb = data.batch(splits, idx.flatten(), False, None)
                 xb, yb = xb.unflatten(0, idx.shape), yb.unflatten(0, idx.shape)
-            out = forward(template, params, prepare(xb))
+            out = forward(template, _stacked(modules), prepare(xb))
             losses = torch.stack([loss_fn(o, y) for o, y in zip(out.unbind(), yb.unbind(), strict=True)])
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()  # member k's loss reaches only member k's parameters
@@ -295,7 +293,6 @@ def _run_group(
                 member.status, member.diverged_epoch, member.active = "diverged", epoch, False
                 member.error = f"training loss became {train_loss} in epoch {epoch}"
                 continue
-            _load_member(member.model, params, k)
             eval_epoch(member, epoch)
             if on_epoch is not None:
                 on_epoch(member.spec, epoch, dict(member.last))

@@ -116,16 +116,13 @@ def test_one_member_diverges_without_touching_the_others(data_dir):
 
 
 def test_members_stop_early_at_their_own_epochs(data_dir):
-    # at this lr validation accuracy wobbles: seed 3 stops after epoch 3, seed 0 trains on to the end
-    # (SGD: fused Adam rounds an element by its position in the tensor, which this chaotic lr would amplify)
-    base = dataclasses.replace(
-        SMALL, optimizer="sgd", lr=0.5, schedule="constant", epochs=4, batch_size=1000, patience=1
-    )
-    specs = [dataclasses.replace(base, seed=0), dataclasses.replace(base, seed=3)]
+    # at this lr validation accuracy wobbles: seed 2 stops after epoch 3, seed 1 after epoch 2; so chaotic a run
+    # also shows that members round as single runs do (a stacked fused Adam did not: its seeds stopped elsewhere)
+    base = dataclasses.replace(SMALL, lr=0.3, schedule="constant", epochs=4, batch_size=1000, patience=1)
+    specs = [dataclasses.replace(base, seed=2), dataclasses.replace(base, seed=1)]
     results = ensemble.run(specs, data_dir)
-    assert [r.record["epochs_run"] for r in results] == [4, 3]
-    assert [r.record["stopped_early"] for r in results] == [False, True]
-    assert all(r.record["ensemble_size"] == 2 for r in results)
+    assert [r.record["epochs_run"] for r in results] == [3, 2]
+    assert all(r.record["stopped_early"] and r.record["ensemble_size"] == 2 for r in results)
     for spec, got in zip(specs, results, strict=True):
         _assert_same_run(got, train.run(spec, data_dir))
 
