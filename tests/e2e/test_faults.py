@@ -26,7 +26,15 @@ activation = ["relu", "tanh", "elu", "sigmoid", "gelu", "softsign"]
 def start(store, suite, data_dir, *extra):
     env = {**os.environ, "ACTBENCH_DATA": str(data_dir)}
     cmd = [sys.executable, "-m", "bench.run", "--suite", str(suite), "--store", str(store), "--quiet", "--json", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as at a terminal: a shell starts background jobs with SIGINT ignored, and Python would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def finished_runs(store) -> int:
