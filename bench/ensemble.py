@@ -168,10 +168,10 @@ def _joint_groups(models: list[nn.Module], spec: RunSpec) -> list[dict]:
     return [{**same[0], "params": [p for g in same for p in g["params"]]} for same in zip(*per_model, strict=True)]
 
 
-def _stacked(models: list[nn.Module]) -> dict[str, torch.Tensor]:
-    """The members' parameters as (K, ...) tensors by name; gradients flow back to each member's own tensors."""
+def _by_name(models: list[nn.Module]) -> dict[str, list[torch.Tensor]]:
+    """Each parameter name with the members' tensors of that name, in member order (stacked by every step)."""
     named = [dict(m.named_parameters()) for m in models]
-    return {name: torch.stack([own[name] for own in named]) for name in named[0]}
+    return {name: [own[name] for own in named] for name in named[0]}
 
 
 class StackedLinear(torch.autograd.Function):
@@ -238,6 +238,7 @@ def _run_group(
         for s in specs
     ]
     modules = [m.model for m in members]  # batchable specs have no buffers
+    by_name = _by_name(modules)
     n_params = sum(p.numel() for p in members[0].model.parameters())
     optimizer = train.make_optimizer(ref, _joint_groups(modules, ref))
     scheduler = train.make_scheduler(ref, optimizer)
@@ -272,7 +273,9 @@ def _run_group(
             else:  # one gather for all members: the same elementwise arithmetic as K calls
                 xb, yb = data.batch(splits, idx.flatten(), False, None)
                 xb, yb = xb.unflatten(0, idx.shape), yb.unflatten(0, idx.shape)
-            out = forward(template, _stacked(modules), prepare(xb))
+            # stacked anew each step: gradients flow back to each member's own tensors
+            params = {name: torch.stack(tensors) for name, tensors in by_name.items()}
+            out = forward(template, params, prepare(xb))
             losses = torch.stack([loss_fn(o, y) for o, y in zip(out.unbind(), yb.unbind(), strict=True)])
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()  # member k's loss reaches only member k's parameters

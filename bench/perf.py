@@ -183,17 +183,20 @@ def main(argv: list[str] | None = None) -> int:
             got.append(measure())
             print(f"round {r + 1}: {model:4} {name:24} {got[-1]:10.0f} samples/s", file=sys.stderr)
     peak = statistics.median(peaks)
-    rows = [
-        {
-            "model": model,
-            "path": name,
-            "samples_per_second": statistics.median(got),
-            "rounds": got,
-            "gflops": statistics.median(got) * flops / 1e9,
-            "utilisation": statistics.median(got) * flops / 1e9 / peak,
-        }
-        for (model, name, flops, _), got in zip(paths, rates, strict=True)
-    ]
+    rows = []
+    for (model, name, flops, _), got in zip(paths, rates, strict=True):
+        rate = statistics.median(got)
+        gflops = rate * flops / 1e9
+        rows.append(
+            {
+                "model": model,
+                "path": name,
+                "samples_per_second": rate,
+                "rounds": got,
+                "gflops": gflops,
+                "utilisation": gflops / peak,
+            }
+        )
     table = _with_ratios(rows)
     print(table_text(table, peak))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

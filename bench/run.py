@@ -129,8 +129,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ensemble",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="train runs that differ only in seed or init as one batched model (default off: on this 2-core CPU a "
-        "suite ran 17%% slower batched in groups of 3)",
+        help="train runs that differ only in seed or init as one batched model (default off: on a 2-core CPU it was "
+        "slower end to end; see the README)",
     )
     where.add_argument(
         "--executor", default="local", choices=EXECUTORS, help="local (this process, default) or ray (Ray tasks)"
