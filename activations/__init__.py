@@ -1,39 +1,46 @@
-"""actbench's activation registry: ``create``, ``names``, ``info``, ``register``, ``card``."""
+"""actbench's activation registry: ``create``, ``names``, ``info``, ``register``, ``card``.
 
-from activations import builtin, custom  # noqa: F401  (registers the built-in and custom activations)
+The registry (and torch) load on first use of one of these names, so ``activations.errors`` and the command
+lines' ``--help`` import without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from activations.errors import InputError
-from activations.properties import Card, card
-from activations.registry import (
-    ENTRY_POINT_GROUP,
-    FAMILIES,
-    SOURCES,
-    ActivationInfo,
-    canonical,
-    create,
-    format_spec,
-    info,
-    learnable_parameters,
-    names,
-    parse_spec,
-    register,
-    width_factor,
-)
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "FAMILIES",
-    "SOURCES",
-    "ActivationInfo",
-    "Card",
-    "InputError",
-    "canonical",
-    "card",
-    "create",
-    "format_spec",
-    "info",
-    "learnable_parameters",
-    "names",
-    "parse_spec",
-    "register",
-    "width_factor",
-]
+_FROM = {
+    **dict.fromkeys(["Card", "card", "f_and_df"], "activations.properties"),
+    **dict.fromkeys(
+        [
+            "ENTRY_POINT_GROUP",
+            "FAMILIES",
+            "SOURCES",
+            "ActivationInfo",
+            "canonical",
+            "create",
+            "format_spec",
+            "info",
+            "learnable_parameters",
+            "names",
+            "parse_spec",
+            "register",
+            "width_factor",
+        ],
+        "activations.registry",
+    ),
+}
+
+__all__ = ["InputError", *_FROM]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM:
+        raise AttributeError(f"module 'activations' has no attribute {name!r}")
+    importlib.import_module("activations.builtin")  # registers the built-in and custom activations
+    importlib.import_module("activations.custom")
+    value = getattr(importlib.import_module(_FROM[name]), name)
+    globals()[name] = value
+    return value

@@ -6,14 +6,12 @@ import argparse
 import json
 import sys
 
-import pandas as pd
-
 import activations
-from activations.errors import InputError
+from activations import errors
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    parser = errors.Parser(
         prog="python -m activations",
         description="Print the property card of registered activations, computed numerically from each function.",
         epilog="Columns: mean/var/gain under z ~ N(0,1) (gain keeps a layer's output variance); saturated_* is the "
@@ -29,16 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     fmt.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout")
     parser.add_argument("--no-timing", action="store_true", help="skip the cost_vs_relu measurement")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    try:
-        specs = args.spec or activations.names(family=args.family, source=args.source)
-        cards = [activations.card(s, timing=not args.no_timing).as_dict() for s in specs]
-    except InputError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def _body(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    specs = args.spec or activations.names(family=args.family, source=args.source)
+    cards = [activations.card(s, timing=not args.no_timing).as_dict() for s in specs]
     table = pd.DataFrame(cards)
     if args.json:
         for row in cards:
@@ -53,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return errors.main(build_parser(), _body, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,69 @@
-"""The project's one input-error type: the command line prints it as one line and exits 2."""
+"""The project's one input-error type and its command-line convention; imports no torch.
+
+Every entry point (``python -m activations``, ``bench.run``, ``bench.report``, ``bench.export``, ``bench.perf``)
+parses with :class:`Parser` and runs its body through :func:`main`: bad input is one line on stderr and exit
+status 2, Ctrl-C is 130, any other exception one line and 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 
 class InputError(ValueError):
     """A bad value given by the user (a name, a spec, a number, a path); the message says what is valid."""
+
+
+def close_names(value: object, valid: Iterable[str], n: int = 3, cutoff: float = 0.5) -> list[str]:
+    """The valid names closest to ``value``, closest first (difflib): the one "did you mean" of the project."""
+    return difflib.get_close_matches(str(value), list(valid), n=n, cutoff=cutoff)
+
+
+def choose(kind: str, value: object, valid: Iterable[str], error: type[InputError] = InputError) -> str:
+    """``value`` if it is one of ``valid``, else ``error`` naming the closest valid names and all of them."""
+    valid = list(valid)
+    if value in valid:
+        return value  # type: ignore[return-value]
+    close = close_names(value, valid, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise error(f"unknown {kind} {value!r}{hint} (valid: {', '.join(valid)})")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with ``--debug``, and a usage error as one line on stderr with exit status 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def main(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """Parse ``argv`` and return ``body(args)``'s exit status, turning exceptions into the project's convention."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a usage error the parser has printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    debug = getattr(args, "debug", False)
+    try:
+        return body(args)
+    except InputError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (--debug for the traceback)", file=sys.stderr)
+        return 1

@@ -53,10 +53,12 @@ class Card:
         return asdict(self)
 
 
-def _f_and_df(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.clone().requires_grad_(True)
-    y = module(x)
-    (dy,) = torch.autograd.grad(y.sum(), x)
+def f_and_df(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """f(x) and f'(x) by autograd, elementwise (for maxout: 1 for each winning input, else 0); grad mode forced on."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        y = module(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)
     return y.detach(), dy
 
 
@@ -73,12 +75,12 @@ def _normal_grid(std: float, n: int = 400_001) -> tuple[torch.Tensor, torch.Tens
 
 def _statistics(module: nn.Module, max_abs_df: float) -> dict[str, float]:
     z, w = _normal_grid(1.0)
-    f, df = _f_and_df(module, z)
+    f, df = f_and_df(module, z)
     mean = float((w * f).sum())
     second = float((w * f * f).sum())
     thr = SATURATION * max_abs_df
     z_wide, w_wide = _normal_grid(WIDE_STD)
-    _, df_wide = _f_and_df(module, z_wide)
+    _, df_wide = f_and_df(module, z_wide)
     return {
         "mean": mean,
         "var": second - mean * mean,
@@ -94,7 +96,7 @@ def _monte_carlo_statistics(module: nn.Module, pieces: int, n: int = 1 << 20) ->
     out: dict[str, float] = {}
     for std, label in ((1.0, "n01"), (WIDE_STD, "wide")):
         z = torch.randn(n, pieces, generator=gen, dtype=torch.float64) * std
-        f, df = _f_and_df(module, z)
+        f, df = f_and_df(module, z)
         thr = SATURATION * float(df.abs().max())
         out[f"saturated_{label}"] = float((df.abs() < thr).double().mean())
         if label == "n01":
@@ -134,8 +136,8 @@ def compute_card(spec: str, timing: bool = False) -> Card:
         )
 
     x = torch.linspace(-10.0, 10.0, 200_001, dtype=torch.float64)
-    f, df = _f_and_df(m64, x)
-    f0, df0 = _f_and_df(m64, torch.zeros(1, dtype=torch.float64))
+    f, df = f_and_df(m64, x)
+    f0, df0 = f_and_df(m64, torch.zeros(1, dtype=torch.float64))
     max_abs_df = float(df.abs().max())
     steps = f.diff()
     slope_jumps = df.diff().abs()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.config import FIELDS
+from bench.config import FIELDS, Status
 
 SPEC_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("seed", "device", "compile"))
 DESCRIBE_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max")
@@ -47,11 +47,11 @@ def _columns(runs: pd.DataFrame, by: Columns) -> list[str]:
 def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
     """``metric`` as floats, NaN for non-ok runs and non-finite values; absent only if no run finished ok."""
     if metric not in runs.columns:
-        if runs["status"].eq("ok").any():
+        if runs["status"].eq(Status.OK).any():
             raise KeyError(f"no metric column {metric!r} in the runs (columns: {', '.join(runs.columns)})")
         return pd.Series(np.nan, index=runs.index)
     values = pd.to_numeric(runs[metric]).astype(float)
-    return values.where(runs["status"].eq("ok") & np.isfinite(values))
+    return values.where(runs["status"].eq(Status.OK) & np.isfinite(values))
 
 
 def _describe(frame: pd.DataFrame, keys: list[str], column: str, confidence: float) -> pd.DataFrame:
@@ -79,9 +79,9 @@ def summarize(
     values = _values(runs, metric)
     frame = runs.assign(
         _value=values,
-        _missing=runs["status"].eq("ok") & values.isna(),
-        _diverged=runs["status"].eq("diverged"),
-        _failed=runs["status"].eq("failed"),
+        _missing=runs["status"].eq(Status.OK) & values.isna(),
+        _diverged=runs["status"].eq(Status.DIVERGED),
+        _failed=runs["status"].eq(Status.FAILED),
     )
     counts = frame.groupby(keys, dropna=False)[["_missing", "_diverged", "_failed"]].sum()
     counts.columns = ["n_missing", "n_diverged", "n_failed"]
@@ -243,7 +243,7 @@ def curves(
     metric: str = "acc",
     by: Columns = None,
     confidence: float = 0.95,
-    statuses: Iterable[str] = ("ok",),
+    statuses: Iterable[str] = (Status.OK,),
 ) -> pd.DataFrame:
     """Per configuration and epoch: n, mean, t interval of ``split``/``metric`` over seeds (ok runs by default).
 
@@ -294,7 +294,7 @@ def layer_profile(
     epoch: int | None = 0,
     by: Columns = None,
     confidence: float = 0.95,
-    statuses: Iterable[str] = ("ok",),
+    statuses: Iterable[str] = (Status.OK,),
 ) -> pd.DataFrame:
     """Per configuration and layer: n, mean, t interval of a probe ``metric`` over seeds at ``epoch``.
 

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 import activations
+from bench.config import Status
 
 CONFIRMED, NOT_CONFIRMED, DEPENDS = "confirmed", "not confirmed", "depends"
 DEAD_MEANINGFUL = 0.05  # a dead fraction below 5 % of hidden units is "hardly any"
@@ -95,7 +96,7 @@ def _summary(
     table = []
     for value in values:
         group = rows[rows[by].eq(value)]
-        ok = group[group["status"].eq("ok")]
+        ok = group[group["status"].eq(Status.OK)]
         row = {by: value, "runs ok": f"{len(ok)}/{len(group)}"}
         row |= {label: _cell(ok[column], spec) for column, (label, spec) in columns.items()}
         table.append(row)
@@ -104,7 +105,7 @@ def _summary(
 
 def _paired(rows: pd.DataFrame, by: str, a: object, b: object, column: str) -> pd.Series:
     """Per seed, ``column`` of configuration ``a`` minus that of ``b`` (ok runs of both only)."""
-    ok = rows[rows["status"].eq("ok")]
+    ok = rows[rows["status"].eq(Status.OK)]
     left = ok[ok[by].eq(a)].set_index("seed")[column]
     right = ok[ok[by].eq(b)].set_index("seed")[column]
     return (left - right).dropna()
@@ -154,7 +155,7 @@ def claim_vanishing(t: pd.DataFrame) -> Verdict | None:
         order=["sigmoid", "tanh", "relu"],
     )
     table.insert(1, "max |f'|", [f"{bound[a]:.4g}" for a in table["activation"]])
-    ratio = {a: _pick(rows, activation=a, status="ok")["grad_ratio"] for a in ("sigmoid", "tanh", "relu")}
+    ratio = {a: _pick(rows, activation=a, status=Status.OK)["grad_ratio"] for a in ("sigmoid", "tanh", "relu")}
     geo = {a: float(np.exp(np.log(r).mean())) if len(r) else math.nan for a, r in ratio.items()}
     smallest = all(
         _every(_paired(rows, "activation", "sigmoid", other, "grad_ratio"), positive=False)
@@ -227,21 +228,25 @@ def claim_tanh(t: pd.DataFrame) -> Verdict | None:
     )
 
 
-def claim_dead_relu(t: pd.DataFrame) -> Verdict | None:
-    relu = _pick(t, activation="relu", **MNIST_MLP, **SGD)
-    lr_rows = _pick(relu, init="auto")
-    if lr_rows["lr"].nunique() < 2:
-        return None
-    dead = {"dead": ("dead fraction, last epoch", ".3f"), "test_acc": ("final test acc", ".4f")}
+DEAD = {"dead": ("dead fraction, last epoch", ".3f"), "test_acc": ("final test acc", ".4f")}
+
+
+def _dead(rows: pd.DataFrame, **where: object) -> float:
+    """Mean dead fraction of the ok runs among ``rows`` matching ``where`` (NaN if none)."""
+    return _pick(rows, status=Status.OK, **where)["dead"].mean()
+
+
+def _dead_against_rate(lr_rows: pd.DataFrame) -> tuple[pd.DataFrame, bool, str]:
+    """Claim 3 at each SGD rate: table rows, whether deaths rise with the rate, and what was measured."""
     lrs = sorted(lr_rows["lr"].unique())
-    means = pd.Series([_pick(lr_rows, lr=lr, status="ok")["dead"].mean() for lr in lrs], index=lrs)
+    means = pd.Series([_dead(lr_rows, lr=lr) for lr in lrs], index=lrs)
     trained = means.dropna()
     rising = (
         len(trained) >= 2
         and trained.iloc[-1] - trained.iloc[0] >= DEAD_MEANINGFUL
         and bool((trained.diff().dropna() >= -0.01).all())
     )
-    diverged = [f"{lr:g}" for lr in lrs if _pick(lr_rows, lr=lr, status="diverged").shape[0]]
+    diverged = [f"{lr:g}" for lr in lrs if _pick(lr_rows, lr=lr, status=Status.DIVERGED).shape[0]]
     reason = (
         f"Mean dead fraction at SGD {', '.join(f'{lr:g}' for lr in lrs)}: "
         f"{', '.join('diverged' if pd.isna(m) else f'{m:.3f}' for m in means)}"
@@ -249,44 +254,52 @@ def claim_dead_relu(t: pd.DataFrame) -> Verdict | None:
         + f". Rule: it must rise by at least {DEAD_MEANINGFUL} from the lowest rate to the highest that trained, "
         "never falling by more than 0.01 from one rate to the next."
     )
-    table = _summary(lr_rows, "lr", dead, order=lrs)
+    table = _summary(lr_rows, "lr", DEAD, order=lrs)
     table = table.assign(lr=[f"SGD {lr:g}, auto (He) init" for lr in lrs]).rename(columns={"lr": "setting"})
+    return table, rising, reason
 
-    inits = _pick(relu, init=["normal", "xavier_normal", "he"])
-    fixes_hold = None
+
+def _dead_remedies(t: pd.DataFrame, inits: pd.DataFrame, lr_rows: pd.DataFrame) -> tuple[pd.DataFrame, bool, str]:
+    """Claim 3's remedies at the highest rate where other ``inits`` were tried: table rows, whether N(0, 1) init
+    kills more units than Glorot and He and Adagrad fewer than SGD, and what was measured."""
+    rate = float(inits["lr"].max())
+    inits = _pick(inits, lr=rate)
+    ada = _pick(t, activation="relu", init="auto", optimizer="adagrad", **MNIST_MLP)
+    base = _dead(lr_rows, lr=rate)
+    by_init = {init: _dead(inits, init=init) for init in dict.fromkeys(inits["init"])}
+    by_rate = {lr: _dead(ada, lr=lr) for lr in dict.fromkeys(ada["lr"])}
+    labelled = pd.concat(
+        [
+            inits.assign(setting=[f"SGD {rate:g}, {init} init" for init in inits["init"]]),
+            ada.assign(setting=[f"Adagrad {lr:g}, auto (He) init" for lr in ada["lr"]]),
+        ]
+    )
+    table = _summary(labelled, "setting", DEAD, order=list(dict.fromkeys(labelled["setting"])))
+    others = [m for init, m in by_init.items() if init != "normal" and pd.notna(m)]
+    normal_bad = "normal" in by_init and (pd.isna(by_init["normal"]) or all(by_init["normal"] > m for m in others))
+    adagrad_fewer = bool(by_rate) and all(pd.notna(m) and m < base for m in by_rate.values())
+    reason = (
+        f" At SGD {rate:g}: "
+        + ", ".join(f"{init} init {'diverged' if pd.isna(m) else f'{m:.3f}'}" for init, m in by_init.items())
+        + f" (auto init {base:.3f}); Adagrad: "
+        + ", ".join(f"{lr:g} {m:.3f}" for lr, m in by_rate.items())
+        + f". N(0, 1) init {'is' if normal_bad else 'is not'} worse than Glorot and He; Adagrad "
+        f"{'kills fewer units' if adagrad_fewer else 'does not kill fewer units'} than SGD {rate:g} at every "
+        "rate tried."
+    )
+    return table, normal_bad and adagrad_fewer, reason
+
+
+def claim_dead_relu(t: pd.DataFrame) -> Verdict | None:
+    relu = _pick(t, activation="relu", **MNIST_MLP, **SGD)
+    lr_rows = _pick(relu, init="auto")
+    if lr_rows["lr"].nunique() < 2:
+        return None
+    table, rising, reason = _dead_against_rate(lr_rows)
+    inits, fixes_hold = _pick(relu, init=["normal", "xavier_normal", "he"]), None
     if len(inits):
-        rate = float(inits["lr"].max())
-        base = _pick(lr_rows, lr=rate, status="ok")["dead"].mean()
-        ada = _pick(t, activation="relu", init="auto", optimizer="adagrad", **MNIST_MLP)
-        setting = pd.concat(
-            [
-                inits.assign(setting=[f"SGD {rate:g}, {i} init" for i in inits["init"]]),
-                ada.assign(setting=[f"Adagrad {lr:g}, auto (He) init" for lr in ada["lr"]]),
-            ]
-        )
-        table = pd.concat([table, _summary(setting, "setting", dead, order=list(dict.fromkeys(setting["setting"])))])
-        mean = {s: _pick(setting, setting=s, status="ok")["dead"].mean() for s in setting["setting"].unique()}
-        normal = f"SGD {rate:g}, normal init"
-        good_inits = [s for s in mean if s.startswith(f"SGD {rate:g}") and s != normal]
-        normal_bad = normal in mean and (
-            pd.isna(mean[normal]) or all(mean[normal] > mean[s] for s in good_inits if pd.notna(mean[s]))
-        )
-        adagrad = [s for s in mean if s.startswith("Adagrad")]
-        adagrad_fewer = bool(adagrad) and all(pd.notna(mean[s]) and mean[s] < base for s in adagrad)
-        fixes_hold = normal_bad and adagrad_fewer
-        reason += (
-            f" At SGD {rate:g}: "
-            + ", ".join(
-                f"{s.split(', ')[1]} {'diverged' if pd.isna(m) else f'{m:.3f}'}"
-                for s, m in mean.items()
-                if s.startswith("SGD")
-            )
-            + f" (auto init {base:.3f}); Adagrad: "
-            + ", ".join(f"{s.split(', ')[0][8:]} {m:.3f}" for s, m in mean.items() if s.startswith("Adagrad"))
-            + f". N(0, 1) init {'is' if normal_bad else 'is not'} worse than Glorot and He; Adagrad "
-            f"{'kills fewer units' if adagrad_fewer else 'does not kill fewer units'} than SGD {rate:g} at every "
-            "rate tried."
-        )
+        remedies, fixes_hold, more = _dead_remedies(t, inits, lr_rows)
+        table, reason = pd.concat([table, remedies]), reason + more
     if not rising:
         verdict = NOT_CONFIRMED
     elif fixes_hold is False:
@@ -412,8 +425,10 @@ def claim_leaky(t: pd.DataFrame) -> Verdict | None:
             better = _every(_paired(rows, "activation", v, "relu", "test_acc"))
             (fixed if fewer else []).append(v)
             (learned if better else []).append(v)
-    relu_dead = _pick(rows, activation="relu", status="ok")["dead"].mean()
-    untrained = [v for v in variants if v in set(rows["activation"]) and _pick(rows, activation=v, status="ok").empty]
+    relu_dead = _pick(rows, activation="relu", status=Status.OK)["dead"].mean()
+    untrained = [
+        v for v in variants if v in set(rows["activation"]) and _pick(rows, activation=v, status=Status.OK).empty
+    ]
     reason = (
         f"relu's dead fraction at SGD {rate:g} is {relu_dead:.3f}. Fewer dead units than relu in every seed: "
         f"{', '.join(fixed) or 'none'}; higher test accuracy than relu in every seed: {', '.join(learned) or 'none'}."
@@ -440,29 +455,42 @@ def claim_leaky(t: pd.DataFrame) -> Verdict | None:
     )
 
 
-def claim_regularizers(t: pd.DataFrame) -> Verdict | None:
-    rows = _pick(t, dataset="fashion_mnist", model="mlp", activation="relu", optimizer="adam").copy()
-    rows = rows[rows["epochs"].eq(rows["epochs"].max())] if len(rows) else rows
+def _regularizer_name(row: pd.Series) -> str:
+    """``L2 0.0005 + dropout 0.3 + augment + early stopping (patience 10)``, or ``none``."""
+    parts = [
+        *([f"L2 {row.weight_decay:g}"] if row.weight_decay > 0 else []),
+        *([f"dropout {row.dropout:g}"] if row.dropout > 0 else []),
+        *(["augment"] if bool(row.augment) else []),
+        *([f"early stopping (patience {row.patience})"] if row.patience > 0 else []),
+    ]
+    return " + ".join(parts) or "none"
 
-    def name(r: pd.Series) -> str:
-        parts = [
-            *([f"L2 {r.weight_decay:g}"] if r.weight_decay > 0 else []),
-            *([f"dropout {r.dropout:g}"] if r.dropout > 0 else []),
-            *(["augment"] if bool(r.augment) else []),
-            *([f"early stopping (patience {r.patience})"] if r.patience > 0 else []),
-        ]
-        return " + ".join(parts) or "none"
 
+def _regularized_runs(t: pd.DataFrame) -> pd.DataFrame | None:
+    """Claim 8's runs (relu MLP, Fashion-MNIST, Adam, the longest budget, the unregularized runs' schedule) with
+    their ``setting`` name, whether a regularizer is on (``regularized``) and whether only early stopping is."""
+    rows = _pick(t, dataset="fashion_mnist", model="mlp", activation="relu", optimizer="adam")
     if rows.empty:
         return None
-    rows["setting"] = rows.apply(name, axis=1)
-    if "none" not in set(rows["setting"]):
+    rows = rows[rows["epochs"].eq(rows["epochs"].max())]
+    regularized = rows["weight_decay"].gt(0) | rows["dropout"].gt(0) | rows["augment"].astype(bool)
+    stopping = rows["patience"].gt(0)
+    plain = rows[~regularized & ~stopping]
+    if plain.empty:
         return None
-    schedule = rows.loc[rows["setting"].eq("none"), "schedule"].iloc[0]  # compare like with like
-    rows = rows[rows["schedule"].eq(schedule)]
+    rows = rows.assign(
+        setting=rows.apply(_regularizer_name, axis=1), regularized=regularized, only_stopping=~regularized & stopping
+    )
+    rows = rows[rows["schedule"].eq(plain["schedule"].iloc[0])]  # compare like with like
     if rows["setting"].nunique() < 2:
         return None
-    rows["hindsight_loss"] = rows["best_test"] - rows["test_acc_at_best"]
+    return rows.assign(hindsight_loss=rows["best_test"] - rows["test_acc_at_best"])
+
+
+def claim_regularizers(t: pd.DataFrame) -> Verdict | None:
+    rows = _regularized_runs(t)
+    if rows is None:
+        return None
     order = ["none", *sorted(s for s in rows["setting"].unique() if s != "none")]
     table = _summary(
         rows,
@@ -475,19 +503,15 @@ def claim_regularizers(t: pd.DataFrame) -> Verdict | None:
         },
         order=order,
     )
-    narrower, parts = [], []
-    for setting in order[1:]:
-        diff = _paired(rows, "setting", setting, "none", "gap")
-        parts.append(f"{setting}: {_diff(diff)}")
-        if _every(diff, positive=False):
-            narrower.append(setting)
-    stopping = _pick(rows, status="ok")
-    stopping = stopping[stopping["setting"].str.startswith("early stopping")]
+    diffs = {setting: _paired(rows, "setting", setting, "none", "gap") for setting in order[1:]}
+    narrower = [setting for setting, diff in diffs.items() if _every(diff, positive=False)]
+    stopping = rows[rows["only_stopping"] & rows["status"].eq(Status.OK)]
     misses = int((stopping["hindsight_loss"] > ES_TOLERANCE).sum())
-    regularizers = [s for s in order[1:] if not s.startswith("early stopping")]
+    regularizers = sorted(set(rows.loc[rows["regularized"], "setting"]))
     reason = (
-        "Gap change against no regularizer (negative = narrower): " + "; ".join(parts) + ". "
-        f"Narrower in every seed: {', '.join(narrower) or 'none'}."
+        "Gap change against no regularizer (negative = narrower): "
+        + "; ".join(f"{setting}: {_diff(diff)}" for setting, diff in diffs.items())
+        + f". Narrower in every seed: {', '.join(narrower) or 'none'}."
     )
     if len(stopping):
         reason += (
@@ -496,19 +520,7 @@ def claim_regularizers(t: pd.DataFrame) -> Verdict | None:
             f"in {len(stopping) - misses} of {len(stopping)} runs (largest miss "
             f"{stopping['hindsight_loss'].max():.4f})."
         )
-    regularizers_narrow = bool(regularizers) and set(regularizers) <= set(narrower)
-    if regularizers_narrow and misses == 0:
-        verdict = CONFIRMED
-    elif regularizers_narrow:
-        verdict = DEPENDS
-        reason += (
-            " Every regularizer narrowed the gap in every seed; early stopping's choice missed by more in some runs."
-        )
-    elif narrower:
-        verdict = DEPENDS
-        reason += f" Not narrower in every seed: {', '.join(s for s in regularizers if s not in narrower)}."
-    else:
-        verdict = NOT_CONFIRMED
+    verdict, more = _regularizer_verdict(regularizers, narrower, misses)
     first = rows.iloc[0]
     return Verdict(
         8,
@@ -517,8 +529,21 @@ def claim_regularizers(t: pd.DataFrame) -> Verdict | None:
         f"schedule, {first['epochs']} epochs: {', '.join(order)}. Early stopping watches validation accuracy.",
         table,
         verdict,
-        reason,
+        reason + more,
     )
+
+
+def _regularizer_verdict(regularizers: list[str], narrower: list[str], misses: int) -> tuple[str, str]:
+    """Claim 8's verdict and the sentence that explains a "depends"."""
+    if bool(regularizers) and set(regularizers) <= set(narrower):
+        if misses == 0:
+            return CONFIRMED, ""
+        return DEPENDS, (
+            " Every regularizer narrowed the gap in every seed; early stopping's choice missed by more in some runs."
+        )
+    if narrower:
+        return DEPENDS, f" Not narrower in every seed: {', '.join(s for s in regularizers if s not in narrower)}."
+    return NOT_CONFIRMED, ""
 
 
 CLAIMS: tuple[Callable[[pd.DataFrame], Verdict | None], ...] = (

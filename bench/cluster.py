@@ -1,20 +1,18 @@
-"""The Ray executor: each group of runs (one run, or seeds batched by ``bench.ensemble``) is one Ray task.
+"""The Ray executor: each run is one Ray task.
 
-A task returns its runs' results to the driver, which alone writes the store, so SQLite stays the single
-source of truth. A task asks for ``cpus_per_run`` CPUs, and sets torch's thread count to match, and for
-``gpus_per_run`` of a GPU when its runs use CUDA. A task whose worker dies is retried by Ray (``MAX_RETRIES``);
-one that still fails becomes ``failed`` records with Ray's error, and the suite goes on. Workers need
-actbench installed and the datasets at the same path (or ``$ACTBENCH_DATA``) as the driver.
+A task returns its run's result to the driver, which alone writes the store, so SQLite stays the single
+source of truth. A task asks for ``threads`` CPUs, and sets torch's thread count to match (as a local pool worker
+does, so records are equal), and for ``gpus_per_run`` of a GPU when its run uses CUDA. A task whose worker dies is
+retried by Ray (``MAX_RETRIES``); one that still fails becomes a ``failed`` record with Ray's error, and the
+suite goes on. Workers need actbench installed and the datasets at the same path (or ``$ACTBENCH_DATA``) as the driver.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 from activations.errors import InputError
 from bench import train
@@ -24,13 +22,11 @@ MAX_RETRIES = 3  # Ray retries a task this many times when its worker process di
 CONNECT_TIMEOUT = 10  # seconds to wait for the Ray head to accept a connection
 
 
-def check(cpus_per_run: float, gpus_per_run: float, address: str | None = None):
+def check(threads: int, gpus_per_run: float, address: str | None = None):
     """Ray, imported, after checking the task resources and that the head at ``address`` answers; InputError
     otherwise (without Ray, it says how to install it). Ray itself would retry an unreachable head for minutes."""
-    if not (cpus_per_run > 0 and 0 < gpus_per_run <= 1):
-        raise InputError(
-            f"--cpus-per-run must be > 0 and --gpus-per-run in (0, 1], got {cpus_per_run:g} and {gpus_per_run:g}"
-        )
+    if not 0 < gpus_per_run <= 1:
+        raise InputError(f"--gpus-per-run must be in (0, 1], got {gpus_per_run:g}")
     try:
         import ray
     except ImportError:
@@ -44,31 +40,29 @@ def check(cpus_per_run: float, gpus_per_run: float, address: str | None = None):
     return ray
 
 
-def _task(specs: list[RunSpec], data_dir: str | None, download: bool, threads: int) -> list[train.RunResult]:
+def _task(spec: RunSpec, data_dir: str | None, download: bool, threads: int) -> train.RunResult:
     import torch
 
-    from bench.executors import train_group
-
     torch.set_num_threads(threads)
-    return train_group(specs, data_dir, download, progress=False)
+    return train.attempt(spec, data_dir, download=download)
 
 
 def run(
-    groups: list[list[RunSpec]],
-    claim,
-    data_dir: str | Path | None,
+    specs: list[RunSpec],
+    claim: Callable[[RunSpec], bool],
+    data_dir: str | None,
     download: bool,
     address: str | None,
-    cpus_per_run: float,
+    threads: int,
     gpus_per_run: float,
-) -> Iterator[tuple[list[RunSpec], list[train.RunResult]]]:
-    """Yield (claimed specs, results) per group as Ray tasks finish; closing the generator cancels the rest.
+) -> Iterator[train.RunResult]:
+    """Yield each run's result as its Ray task finishes; closing the generator cancels the rest.
 
     Joins the cluster at ``address``, or starts a local Ray instance with this machine's cores (unless Ray
-    is already initialised in this process). Groups are claimed as they are submitted, a few more than the
+    is already initialised in this process). Runs are claimed as they are submitted, a few more than the
     cluster can run at once, so processes sharing a store still split the work.
     """
-    import ray  # checked by executors.check: installed, resources valid, head reachable
+    import ray  # checked by check: installed, resources valid, head reachable
 
     started = not ray.is_initialized()
     if started:
@@ -80,35 +74,31 @@ def run(
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise InputError(f"cannot start or join Ray at {address or 'a local instance'}: {exc}") from None
     remote = ray.remote(_task)
-    threads = max(1, math.floor(cpus_per_run))
-    window = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_run)) + 2
-    data = str(data_dir) if data_dir is not None else None
-    queue = iter(groups)
+    window = max(1, int(ray.cluster_resources().get("CPU", 1) // threads)) + 2
+    queue = iter(specs)
     pending: dict = {}
     try:
         while True:
             while len(pending) < window:
-                group = next(queue, None)
-                if group is None:
+                spec = next(queue, None)
+                if spec is None:
                     break
-                mine = claim(group)
-                if not mine:
+                if not claim(spec):
                     continue
-                options = {"num_cpus": cpus_per_run, "max_retries": MAX_RETRIES}
-                if any(s.device.startswith("cuda") for s in mine):
+                options = {"num_cpus": threads, "max_retries": MAX_RETRIES}
+                if spec.device.startswith("cuda"):
                     options["num_gpus"] = gpus_per_run
-                pending[remote.options(**options).remote(mine, data, download, threads)] = mine
+                pending[remote.options(**options).remote(spec, data_dir, download, threads)] = spec
             if not pending:
                 return
             [ref], _ = ray.wait(list(pending), num_returns=1)
-            mine = pending.pop(ref)
+            spec = pending.pop(ref)
             try:
-                results = ray.get(ref)
+                yield ray.get(ref)
             except InputError as exc:  # bad input inside a task (Ray's error subclasses it): stop as locally
                 raise InputError(str(getattr(exc, "cause", exc))) from None
             except Exception as exc:  # the worker died MAX_RETRIES + 1 times, or Ray itself failed
-                results = [train.failed(s, exc) for s in mine]
-            yield mine, results
+                yield train.failed(spec, exc)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -7,27 +7,20 @@ is the store's primary key, so a repeated run is skipped and an interrupted suit
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import functools
 import hashlib
 import itertools
 import json
 import math
 import tomllib
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import activations
-from activations.errors import InputError
-from bench.data import DATASETS
-from bench.init import INITS
-from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN, MODELS
+from activations.errors import InputError, choose, close_names
 
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("constant", "step", "cosine", "plateau")
-LOSSES = ("cross_entropy", "mse_sigmoid", "mse_softmax")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "float64")
 AMPS = ("none", "bf16")
@@ -35,22 +28,42 @@ RECORD_SCHEMA = 1
 SUITES_DIR = Path(__file__).parent / "suites"
 
 
+class Status(StrEnum):
+    """How a run ended; stored as these strings. A diverged run is a result, a failed one is not."""
+
+    OK = "ok"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
 class ConfigError(InputError):
     """An invalid RunSpec field or suite file."""
 
 
-def choose(kind: str, value: str, valid: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``valid``, else an error naming the closest valid values."""
-    if value in valid:
-        return value
-    close = difflib.get_close_matches(str(value), valid, n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ConfigError(f"unknown {kind} {value!r}{hint} (valid: {', '.join(valid)})")
+@functools.cache
+def harness_names() -> dict[str, tuple[str, ...]]:
+    """Valid names per RunSpec field, the keys of the harness's own tables (name -> implementation).
+
+    Imported on first validation, not with this module: the spec is plain data, and importing it (or the analysis
+    and report built on it) loads no torch.
+    """
+    from bench import data, init, models, optim
+
+    return {
+        "dataset": tuple(data.DATASETS),
+        "model": tuple(models.MODELS),
+        "init": tuple(init.INITS),
+        "optimizer": tuple(optim.OPTIMIZERS),
+        "schedule": tuple(optim.SCHEDULES),
+        "loss": tuple(optim.LOSSES),
+    }
 
 
 def resolve_device(device: str) -> str:
     """``auto`` becomes cuda, then mps, then cpu; an unavailable device is an input error."""
-    choose("device", device.split(":")[0], DEVICES)
+    import torch
+
+    choose("device", device.split(":")[0], DEVICES, ConfigError)
     if device == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -109,14 +122,11 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
-        choose("dataset", self.dataset, DATASETS)
-        choose("model", self.model, MODELS)
-        choose("initializer", self.init, INITS)
-        choose("optimizer", self.optimizer, OPTIMIZERS)
-        choose("schedule", self.schedule, SCHEDULES)
-        choose("loss", self.loss, LOSSES)
-        choose("dtype", self.dtype, DTYPES)
-        choose("amp", self.amp, AMPS)
+        for name, valid in harness_names().items():
+            choose("initializer" if name == "init" else name, getattr(self, name), valid, ConfigError)
+        choose("dtype", self.dtype, DTYPES, ConfigError)
+        choose("amp", self.amp, AMPS, ConfigError)
+        from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
         set_("activation", activations.canonical(self.activation))
         set_("hidden", _widths("hidden", self.hidden) or DEFAULT_HIDDEN[self.model])
         channels = _widths("channels", self.channels) or DEFAULT_CHANNELS.get(self.model, ())
@@ -179,7 +189,7 @@ def make_spec(values: dict[str, Any]) -> RunSpec:
     """A RunSpec from a dict, naming unknown keys and bad types in the error."""
     unknown = [k for k in values if k not in FIELDS]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
+        close = close_names(unknown[0], FIELDS, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown RunSpec field {unknown[0]!r}{hint}")
     try:
@@ -224,7 +234,7 @@ def suite_path(name_or_path: str) -> Path:
     if candidate.is_file():
         return candidate
     known = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
-    choose("suite", name_or_path, tuple(known))
+    choose("suite", name_or_path, known, ConfigError)
     raise AssertionError("unreachable")
 
 

@@ -8,7 +8,6 @@ the whole set lives on the device as one tensor: no DataLoader, no per-sample Py
 """
 
 import contextlib
-import difflib
 import functools
 import math
 import os
@@ -23,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets
 
-from activations.errors import InputError
+from activations.errors import InputError, choose
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 VAL_SIZE = 5000  # validation images carved from the training set (10 % instead when the set has <= VAL_SIZE images)
 SPLIT_SEED = 20240611  # seeds the validation split only: the same images for every run, seed and activation
 ENV_VAR = "ACTBENCH_DATA"
@@ -61,7 +59,7 @@ class _Source:
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
-_SOURCES = {
+DATASETS = {  # name -> where its files are and which torchvision class reads them
     "mnist": _Source(datasets.MNIST, "MNIST/raw", _IDX_FILES, 10),
     "fashion_mnist": _Source(datasets.FashionMNIST, "FashionMNIST/raw", _IDX_FILES, 10),
     "cifar10": _Source(_CIFAR10, "cifar-10-batches-py", _CIFAR10_FILES, 10),
@@ -123,12 +121,7 @@ def resolve_data_dir(data_dir: str | Path | None = None, *, create: bool = False
 
 
 def _canonical(name: str) -> str:
-    key = str(name).strip().lower().replace("-", "_")
-    if key in _SOURCES:
-        return key
-    close = difflib.get_close_matches(key, DATASETS, n=3)
-    hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise DataError(f"unknown dataset {name!r}: {hint}valid names are {', '.join(DATASETS)}")
+    return choose("dataset", str(name).strip().lower().replace("-", "_"), DATASETS, DataError)
 
 
 def split_indices(n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,7 +194,7 @@ def _bad_cifar_file(folder: Path, files: tuple[str, ...]) -> str | None:
 
 def _read(key: str, root: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Training and test images (N, C, H, W) uint8 and labels int64, decoded by torchvision."""
-    source = _SOURCES[key]
+    source = DATASETS[key]
     folder = root / source.folder
     if source.reader in (datasets.MNIST, datasets.FashionMNIST):
         _check_idx_files(folder)
@@ -236,11 +229,11 @@ def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _decode(key: str, root: str) -> dict[str, torch.Tensor]:
     """The split CPU tensors of one dataset, decoded once per process; callers must not change them in place."""
     (train_x, test_x), (train_y, test_y) = _read(key, Path(root))
-    num_classes = _SOURCES[key].num_classes
+    num_classes = DATASETS[key].num_classes
     for split, y in (("training", train_y), ("test", test_y)):
         if len(y) and not 0 <= int(y.min()) <= int(y.max()) < num_classes:
             raise DataError(
-                f"{Path(root) / _SOURCES[key].folder}: {split} labels outside 0..{num_classes - 1}, "
+                f"{Path(root) / DATASETS[key].folder}: {split} labels outside 0..{num_classes - 1}, "
                 "the files are corrupt: fetch them again"
             )
     train_idx, val_idx = split_indices(len(train_x))
@@ -257,7 +250,7 @@ def _decode(key: str, root: str) -> dict[str, torch.Tensor]:
 
 
 def _download(key: str, root: Path, folder: Path) -> None:
-    source = _SOURCES[key]
+    source = DATASETS[key]
     try:
         with contextlib.redirect_stdout(sys.stderr):  # torchvision prints progress; stdout carries --json records
             source.reader(root, train=False, download=True)
@@ -273,7 +266,7 @@ def load(
 ) -> Splits:
     """Load dataset ``name`` (one of DATASETS) from the data folder onto ``device``, downloading only if asked."""
     key = _canonical(name)
-    source = _SOURCES[key]
+    source = DATASETS[key]
     root = resolve_data_dir(data_dir, create=download)
     folder = root / source.folder
 

@@ -1,28 +1,40 @@
 """Run a list of RunSpecs and save each finished run to the store; runs already in the store are skipped.
 
-With ``ensemble_runs``, runs that differ only in seed and initializer are trained together as one batched model
-(``bench.ensemble``); it is off by default, since on a 2-core CPU it did not pay for itself end to end. The
-``local`` executor trains in this process; ``ray`` sends each run or group to a Ray task (``bench.cluster``).
-Either way only this process writes to the store.
+The ``local`` executor trains on a pool of worker processes (spawn), each with ``threads`` torch threads set once;
+``ray`` sends each run to a Ray task (``bench.cluster``). Either way only this process claims runs and writes the
+store, saving each run as it finishes. A run is claimed only when a worker and host-wide CPU slots (:class:`Slots`)
+are free for it, so two suites started at once on one machine share its cores instead of oversubscribing them, and
+split the work when they share a store.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import fcntl
+import math
+import multiprocessing
+import os
+import signal
 import sys
+import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
 from activations.errors import InputError
-from bench import ensemble, train
-from bench.config import RunSpec
+from bench import cluster, train
+from bench.config import RunSpec, Status
 from bench.store import Store
 
 EXECUTORS = ("local", "ray")
-Claim = Callable[[list[RunSpec]], list[RunSpec]]
+Claim = Callable[[RunSpec], bool]
+SLOTS_ENV = "ACTBENCH_SLOTS"  # the folder of the host-wide CPU slots; every driver that shares it shares the cores
+POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -39,75 +51,262 @@ class Summary:
 
     def line(self) -> str:
         return (
-            f"{self.total} runs: {len(self.records)} trained ({self.count('ok')} ok, "
-            f"{self.count('diverged')} diverged, {self.count('failed')} failed), {self.skipped} already in the store"
+            f"{self.total} runs: {len(self.records)} trained ({self.count(Status.OK)} ok, "
+            f"{self.count(Status.DIVERGED)} diverged, {self.count(Status.FAILED)} failed), "
+            f"{self.skipped} already in the store"
             + (f", {self.elsewhere} being trained by another process" if self.elsewhere else "")
         )
 
 
-def train_group(
-    specs: list[RunSpec], data_dir: str | Path | None, download: bool, progress: bool
-) -> list[train.RunResult]:
-    """Train ``specs`` (one run, or compatible runs batched by ``ensemble.run``); one result per spec.
-
-    An exception inside a run becomes a ``failed`` record; an exception inside a batched group trains its
-    members again one by one, so one bad member cannot fail the others. Bad input still stops the suite.
-    """
-    if len(specs) > 1:
-        bars = {s.key: _bar(s, progress) for s in specs}
-        try:
-            return ensemble.run(specs, data_dir, download=download, on_epoch=lambda s, e, m: _tick(bars[s.key], m))
-        except (InputError, KeyboardInterrupt):
-            raise
-        except Exception:
-            pass
-        finally:
-            for bar in bars.values():
-                bar.close()
-    return [_train_one(s, data_dir, download, progress) for s in specs]
-
-
-def _bar(spec: RunSpec, progress: bool) -> tqdm:
-    return tqdm(total=spec.epochs, desc=spec.label(), unit="epoch", leave=False, file=sys.stderr, disable=not progress)
-
-
-def _tick(bar: tqdm, metrics: dict) -> None:
-    bar.set_postfix(val_acc=f"{metrics['val_acc']:.4f}", loss=f"{metrics['train_loss']:.4f}")
-    bar.update()
-
-
-def _train_one(spec: RunSpec, data_dir: str | Path | None, download: bool, progress: bool) -> train.RunResult:
-    bar = _bar(spec, progress)
-    tic = time.perf_counter()
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup (v2) CPU quota if one is set."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
-        result = train.run(spec, data_dir, download=download, on_epoch=lambda e, m: _tick(bar, m))
-        result.record["ensemble_size"] = 1
-        return result
-    except (InputError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a model that raises, out of memory: recorded, and the suite goes on
-        return train.failed(spec, exc, time.perf_counter() - tic)
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            n = min(n, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def default_workers(specs: list[RunSpec], threads: int) -> int:
+    """One run per GPU at a time on CUDA; on a CPU, the usable cores divided by the threads per run."""
+    if any(s.device.startswith("cuda") for s in specs):
+        return 1
+    return max(1, usable_cpus() // threads)
+
+
+class Slots:
+    """Host-wide CPU slots: one lock file per usable CPU, held (``fcntl.flock``) by a driver while a run of its own
+    trains. Each driver also holds a lock on a file of its own while it lives, and takes at most its fair share of
+    the slots (all of them over the live drivers), so a suite started second is not starved by the first. The OS
+    releases every lock of a driver that dies, so a killed driver never leaves slots taken."""
+
+    def __init__(self, count: int, folder: Path | None = None) -> None:
+        default = Path(tempfile.gettempdir()) / f"actbench-cpu-slots-{os.getuid()}"
+        self.folder = Path(folder or os.environ.get(SLOTS_ENV) or default)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.paths = [self.folder / f"cpu{i}" for i in range(count)]
+        self.held: dict[str, list[IO]] = {}
+        self.me = self._lock(self.folder / f"driver-{os.getpid()}-{id(self)}")
+
+    @staticmethod
+    def _lock(path: Path) -> IO | None:
+        """An open handle holding an exclusive lock on ``path``, or None if another handle holds it."""
+        handle = open(path, "a")  # noqa: SIM115 (held open: the lock lives as long as the handle)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except OSError:
+            handle.close()
+            return None
+
+    def drivers(self) -> int:
+        """Live drivers sharing these slots (this one included); the files of dead ones are removed."""
+        alive = 0
+        for path in self.folder.glob("driver-*"):
+            free = self._lock(path)
+            if free is None:
+                alive += 1
+            else:
+                path.unlink(missing_ok=True)
+                free.close()
+        return max(1, alive)
+
+    def take(self, key: str, n: int) -> bool:
+        """Lock ``n`` free slots for run ``key``; False (holding none) if fewer are free or this driver would exceed
+        its fair share while it already trains something."""
+        mine = sum(len(h) for h in self.held.values())
+        if mine and mine + n > math.ceil(len(self.paths) / self.drivers()):
+            return False
+        got: list[IO] = []
+        for path in self.paths:
+            if len(got) == min(n, len(self.paths)):
+                break
+            if (handle := self._lock(path)) is not None:
+                got.append(handle)
+        if len(got) < min(n, len(self.paths)):
+            for handle in got:
+                handle.close()
+            return False
+        self.held[key] = got
+        return True
+
+    def give(self, key: str) -> None:
+        for handle in self.held.pop(key, []):
+            handle.close()
+
+    def close(self) -> None:
+        for key in list(self.held):
+            self.give(key)
+        if self.me is not None:
+            Path(self.me.name).unlink(missing_ok=True)
+            self.me.close()
+
+
+_events = None  # the worker's queue of epoch events to the driver (set by _start_worker)
+
+
+def _start_worker(threads: int, events) -> None:
+    """Pool initializer: torch threads once per worker; Ctrl-C is the driver's to handle, not the workers'."""
+    import torch
+
+    global _events
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _events = events
+
+
+def _work(spec: RunSpec, data_dir: str | None, download: bool) -> train.RunResult:
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        _events.put((spec.key, epoch, metrics))
+
+    return train.attempt(spec, data_dir, download=download, on_epoch=on_epoch)
+
+
+class Progress:
+    """On a terminal: the suite bar and one bar per active run. Otherwise plain lines, no cursor movement: one when
+    a run starts and one when it ends, with the count done and the expected time left."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.enabled, self.tty = enabled, enabled and sys.stderr.isatty()
+        self.total, self.done, self.tic = total, 0, time.perf_counter()
+        self.suite = tqdm(total=total, desc="suite", unit="run", file=sys.stderr, disable=not self.tty)
+        self.bars: dict[str, tqdm] = {}
+
+    def say(self, line: str) -> None:
+        if self.tty:
+            tqdm.write(line, file=sys.stderr)
+        elif self.enabled:
+            print(line, file=sys.stderr, flush=True)
+
+    def started(self, spec: RunSpec) -> None:
+        if self.tty:
+            used = {b.pos for b in self.bars.values()}
+            pos = next(p for p in range(1, len(used) + 2) if p not in used and -p not in used)
+            self.bars[spec.key] = tqdm(
+                total=spec.epochs, desc=spec.label(), unit="epoch", leave=False, position=pos, file=sys.stderr
+            )
+        else:
+            self.say(f"[{self.done}/{self.total}] start {spec.label()}")
+
+    def epoch(self, key: str, epoch: int, metrics: dict) -> None:
+        bar = self.bars.get(key)
+        if bar is not None:
+            bar.set_postfix(val_acc=f"{metrics['val_acc']:.4f}", loss=f"{metrics['train_loss']:.4f}", refresh=False)
+            bar.update(epoch - bar.n)
+
+    def finished(self, record: dict | None = None) -> None:
+        """A run left the queue: trained (its record) or taken by another process (None)."""
+        self.done += 1
+        self.suite.update()
+        if record is None:
+            return
+        bar = self.bars.pop(record["key"], None)
+        if bar is not None:
+            bar.close()
+        left = (time.perf_counter() - self.tic) / self.done * (self.total - self.done)
+        acc, seconds = record.get("test_acc", math.nan), record.get("wall_seconds", math.nan)
+        self.say(
+            f"[{self.done}/{self.total}] {record['status']:>8}  {record['activation']} {record['model']}/"
+            f"{record['dataset']} seed={record['seed']}  test_acc={acc:.4f}  {seconds:.1f}s"
+            + (f"  ({record['error']})" if record.get("error") else "")
+            + (f"  ~{left / 60:.0f} min left" if self.done < self.total else "")
+        )
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.suite.close()
+
+
+def _drain(events, progress: Progress) -> None:
+    while True:
+        try:
+            progress.epoch(*events.get_nowait())
+        except Exception:  # queue.Empty, from the multiprocessing queue
+            return
+
+
+def _pool(
+    specs: list[RunSpec],
+    claim: Claim,
+    data_dir: str | None,
+    download: bool,
+    workers: int,
+    threads: int,
+    progress: Progress,
+) -> Iterator[train.RunResult]:
+    """Yield each run's result as a worker finishes it. A run in flight when a worker process died is trained again
+    alone (nothing else in flight), so a second death is its own: then it is recorded ``failed``."""
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    slots = Slots(usable_cpus())
+    todo, suspects = deque(specs), deque[RunSpec]()
+    flight: dict[cf.Future, RunSpec] = {}
+    alone = False
+
+    def new_pool() -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(threads, events))
+
+    def submit(spec: RunSpec) -> None:
+        flight[pool.submit(_work, spec, data_dir, download)] = spec
+        progress.started(spec)
+
+    pool = new_pool()
+    try:
+        while todo or suspects or flight:
+            while len(flight) < workers and not alone and (todo or suspects):
+                if suspects and flight:
+                    break  # a suspect trains alone: wait for the runs in flight
+                spec = suspects[0] if suspects else todo[0]
+                if not slots.take(spec.key, threads):
+                    break
+                if suspects:
+                    suspects.popleft()
+                    alone = True
+                elif not claim(todo.popleft()):
+                    slots.give(spec.key)
+                    progress.finished()
+                    continue
+                submit(spec)
+            if not flight:  # every CPU slot is taken by other suites on this machine
+                time.sleep(POLL_SECONDS)
+                continue
+            done, _ = cf.wait(flight, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+            _drain(events, progress)
+            broken = False
+            for future in done:
+                spec = flight.pop(future)
+                slots.give(spec.key)
+                try:
+                    yield future.result()
+                except cf.process.BrokenProcessPool as exc:
+                    broken = True
+                    if alone:
+                        yield train.failed(spec, RuntimeError(f"its worker process died twice ({exc})"))
+                    else:
+                        suspects.append(spec)
+            alone = alone and bool(flight)  # a suspect that finished frees the pool for the others
+            if broken:
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool, alone = new_pool(), False
     finally:
-        bar.close()
+        for process in list(getattr(pool, "_processes", {}).values()):  # Ctrl-C, or an error that stops the suite
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        slots.close()
 
 
-def _local(
-    groups: list[list[RunSpec]], claim: Claim, data_dir: str | Path | None, download: bool, progress: bool
-) -> Iterator[tuple[list[RunSpec], list[train.RunResult]]]:
-    for group in groups:
-        mine = claim(group)
-        if mine:
-            yield mine, train_group(mine, data_dir, download, progress)
-
-
-def check(executor: str, cpus_per_run: float = 1, gpus_per_run: float = 0.25, ray_address: str | None = None) -> None:
-    """InputError for an unknown executor, bad Ray task resources, an unreachable Ray head, or no Ray installed."""
+def check(executor: str, threads: int = 1, workers: int | None = None, gpus_per_run: float = 0.25, ray_address=None):
+    """InputError for an unknown executor, bad worker or thread counts, bad Ray resources or an unreachable head."""
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if threads < 1 or (workers is not None and workers < 1):
+        raise InputError(f"--workers and --threads-per-run must be at least 1, got {workers} and {threads}")
     if executor == "ray":
-        from bench import cluster
-
-        cluster.check(cpus_per_run, gpus_per_run, ray_address)
+        cluster.check(threads, gpus_per_run, ray_address)
 
 
 def execute(
@@ -119,10 +318,10 @@ def execute(
     force: bool = False,
     progress: bool = True,
     on_record: Callable[[dict], None] | None = None,
-    ensemble_runs: bool = False,
     executor: str = "local",
+    workers: int | None = None,
+    threads: int = 1,
     ray_address: str | None = None,
-    cpus_per_run: float = 1,
     gpus_per_run: float = 0.25,
 ) -> Summary:
     """Train every spec whose key is not in the store (all of them with ``force``), saving each as it finishes.
@@ -130,45 +329,41 @@ def execute(
     Each run is claimed in the store just before it starts, so processes sharing a store split the work
     between them; a claim is released if the run does not finish (Ctrl-C, an error that stops the suite).
     """
-    check(executor, cpus_per_run, gpus_per_run, ray_address)
+    check(executor, threads, workers, gpus_per_run, ray_address)
     done = set() if force else store.finished_keys()
     todo = [s for s in specs if s.key not in done]
     summary = Summary(total=len(specs), skipped=len(specs) - len(todo))
-    groups = ensemble.group(todo) if ensemble_runs else [[s] for s in todo]
+    data = str(data_dir) if data_dir is not None else None
     unsaved: set[str] = set()
-    with tqdm(total=len(todo), desc="suite", unit="run", file=sys.stderr, disable=not progress) as bar:
+    shown = Progress(len(todo), progress)
 
-        def claim(group: list[RunSpec]) -> list[RunSpec]:
-            mine = []
-            for spec in group:
-                if store.claim(spec.key, force=force):
-                    mine.append(spec)
-                    unsaved.add(spec.key)
-                    continue
-                if store.has(spec.key) and not force:
-                    summary.skipped += 1  # finished by another process meanwhile
-                else:
-                    summary.elsewhere += 1
-                bar.update()
-            return mine
-
-        if executor == "ray":
-            from bench import cluster
-
-            finished = cluster.run(groups, claim, data_dir, download, ray_address, cpus_per_run, gpus_per_run)
+    def claim(spec: RunSpec) -> bool:
+        if store.claim(spec.key, force=force):
+            unsaved.add(spec.key)
+            return True
+        if store.has(spec.key) and not force:
+            summary.skipped += 1  # finished by another process meanwhile
         else:
-            finished = _local(groups, claim, data_dir, download, progress)
-        try:
-            for _, results in finished:
-                for result in results:
-                    store.save(result.record, result.epochs, result.layers)
-                    unsaved.discard(result.record["key"])
-                    summary.records.append(result.record)
-                    if on_record is not None:
-                        on_record(result.record)
-                    bar.update()
-        finally:
-            finished.close()  # stops the executor's work in flight (a generator's cleanup)
-            for key in unsaved:
-                store.release(key)
+            summary.elsewhere += 1
+        return False
+
+    n = workers or default_workers(todo, threads)
+    if executor == "ray":
+        finished = cluster.run(todo, claim, data, download, ray_address, threads, gpus_per_run)
+    else:
+        finished = _pool(todo, claim, data, download, n, threads, shown)
+    try:
+        for result in finished:
+            result.record.update(executor=executor, workers=None if executor == "ray" else n)
+            store.save(result.record, result.epochs, result.layers)
+            unsaved.discard(result.record["key"])
+            summary.records.append(result.record)
+            shown.finished(result.record)
+            if on_record is not None:
+                on_record(result.record)
+    finally:
+        finished.close()  # stops the executor's work in flight (a generator's cleanup)
+        shown.close()
+        for key in unsaved:
+            store.release(key)
     return summary

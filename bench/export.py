@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from activations.errors import InputError
+from activations.errors import InputError, Parser
+from activations.errors import main as run_main
 from bench.store import DEFAULT_PATH, Store
 
 DEFAULT_OUT = Path("results/export")
@@ -19,7 +20,7 @@ FORMATS = ("csv", "parquet")
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m bench.export``."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m bench.export",
         description="Export the results store as three long-format tables: runs (one row per run, every record "
         "field), epochs (key, epoch, split, metric, value) and layers (key, epoch, layer, name, metric, value).",
@@ -36,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="csv",
         help="csv (default) or parquet (needs pyarrow: pip install pyarrow)",
     )
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser
 
 
@@ -66,19 +66,15 @@ def export(store_path: Path, out: Path, fmt: str = "csv") -> dict[Path, int]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return 0 when the files are written, 2 on bad input (one ``error:`` line)."""
-    args = build_parser().parse_args(argv)
-    try:
-        written = export(args.store, args.out, args.format)
-    except InputError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for path, rows in written.items():
+def _body(args: argparse.Namespace) -> int:
+    for path, rows in export(args.store, args.out, args.format).items():
         print(f"{path}: {rows} rows", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return 0 when the files are written, 2 on bad input (one ``error:`` line)."""
+    return run_main(build_parser(), _body, argv)
 
 
 if __name__ == "__main__":

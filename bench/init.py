@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
 from bench.models import weight_layers
 
-INITS = (
-    "auto",
-    "normal",
-    "lecun",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "he",
-    "orthogonal",
-)
+Init = Callable[[torch.Tensor, float, torch.Generator], object]  # (weight, gain, generator), in place
+
+
+def _fan_in(w: torch.Tensor) -> int:
+    return w[0].numel()
+
+
+# Initializers by name. ``gain`` is 1 for the first layer (its inputs are the data) and the activation's card gain for
+# every later layer; kaiming (``he`` = kaiming normal) uses ReLU's gain, as torch's does.
+INITS: dict[str, Init] = {
+    "auto": lambda w, g, gen: nn.init.normal_(w, 0.0, g / math.sqrt(_fan_in(w)), generator=gen),
+    "normal": lambda w, g, gen: nn.init.normal_(w, 0.0, 1.0, generator=gen),
+    "lecun": lambda w, g, gen: nn.init.normal_(w, 0.0, 1.0 / math.sqrt(_fan_in(w)), generator=gen),
+    "xavier_uniform": lambda w, g, gen: nn.init.xavier_uniform_(w, generator=gen),
+    "xavier_normal": lambda w, g, gen: nn.init.xavier_normal_(w, generator=gen),
+    "kaiming_uniform": lambda w, g, gen: nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=gen),
+    "kaiming_normal": lambda w, g, gen: nn.init.kaiming_normal_(w, nonlinearity="relu", generator=gen),
+    "he": lambda w, g, gen: nn.init.kaiming_normal_(w, nonlinearity="relu", generator=gen),
+    "orthogonal": lambda w, g, gen: nn.init.orthogonal_(w, gain=g, generator=gen),
+}
 
 
 def layer_generator(seed: int, index: int) -> torch.Generator:
@@ -37,27 +47,8 @@ def initialize(model: nn.Module, scheme: str, gain: float, seed: int, bias: floa
     the same gains. ``normal`` is N(0, 1), the textbook's bad default; ``lecun`` is N(0, 1/fan_in);
     xavier and kaiming (``he`` = kaiming normal) are torch's, with ReLU's gain for kaiming.
     """
+    init = INITS[scheme]
     for i, layer in enumerate(weight_layers(model)):
-        w, gen = layer.weight, layer_generator(seed, i)
-        fan_in = w[0].numel()
-        g = 1.0 if i == 0 else gain
-        if scheme == "auto":
-            nn.init.normal_(w, 0.0, g / math.sqrt(fan_in), generator=gen)
-        elif scheme == "orthogonal":
-            nn.init.orthogonal_(w, gain=g, generator=gen)
-        elif scheme == "normal":
-            nn.init.normal_(w, 0.0, 1.0, generator=gen)
-        elif scheme == "lecun":
-            nn.init.normal_(w, 0.0, 1.0 / math.sqrt(fan_in), generator=gen)
-        elif scheme == "xavier_uniform":
-            nn.init.xavier_uniform_(w, generator=gen)
-        elif scheme == "xavier_normal":
-            nn.init.xavier_normal_(w, generator=gen)
-        elif scheme == "kaiming_uniform":
-            nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=gen)
-        elif scheme in ("kaiming_normal", "he"):
-            nn.init.kaiming_normal_(w, nonlinearity="relu", generator=gen)
-        else:
-            raise ValueError(f"unknown initializer {scheme!r}; valid: {', '.join(INITS)}")
+        init(layer.weight, 1.0 if i == 0 else gain, layer_generator(seed, i))
         if layer.bias is not None:
             layer.bias.fill_(bias)

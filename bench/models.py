@@ -9,7 +9,6 @@ import torch.nn as nn
 
 import activations
 
-MODELS = ("mlp", "deep_mlp", "cnn")
 DEFAULT_HIDDEN = {"mlp": (256, 256), "deep_mlp": (64,) * 10, "cnn": (128,)}
 DEFAULT_CHANNELS = {"cnn": (16, 32)}
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
@@ -38,6 +37,30 @@ def _dense_blocks(in_features: int, hidden: tuple[int, ...], act_layer, dropout:
     return layers
 
 
+def _pixels(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_layer, batch_norm: bool) -> tuple[list, int]:
+    """No feature layers: the dense blocks see the flattened image."""
+    c, h, w = in_shape
+    return [], c * h * w
+
+
+def _conv_blocks(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_layer, batch_norm: bool):
+    """5x5 conv blocks (conv -> [batch norm] -> activation -> 2x2 max-pool), and the flattened width after them."""
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for width in channels or DEFAULT_CHANNELS["cnn"]:
+        pre = _pre_width(width, act_layer)
+        layers.append(nn.Conv2d(c, pre, kernel_size=5, padding=2))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(pre))
+        layers += [act_layer(), nn.MaxPool2d(2)]
+        c, h, w = width, h // 2, w // 2
+    return layers, c * h * w
+
+
+# The networks by name: each is its feature layers, then flatten, dense blocks and a linear classifier.
+MODELS = {"mlp": _pixels, "deep_mlp": _pixels, "cnn": _conv_blocks}
+
+
 def build(
     model: str,
     in_shape: tuple[int, int, int],
@@ -54,21 +77,10 @@ def build(
     Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks]; the last
     layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS.
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
     hidden = hidden or DEFAULT_HIDDEN[model]
-    c, h, w = in_shape
-    layers: list[nn.Module] = []
-    if model == "cnn":
-        for width in channels or DEFAULT_CHANNELS["cnn"]:
-            pre = _pre_width(width, act_layer)
-            layers.append(nn.Conv2d(c, pre, kernel_size=5, padding=2))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(pre))
-            layers += [act_layer(), nn.MaxPool2d(2)]
-            c, h, w = width, h // 2, w // 2
+    layers, features = MODELS[model](in_shape, channels, act_layer, batch_norm)
     layers.append(nn.Flatten())
-    layers += _dense_blocks(c * h * w, hidden, act_layer, dropout, batch_norm)
+    layers += _dense_blocks(features, hidden, act_layer, dropout, batch_norm)
     layers.append(nn.Linear(hidden[-1], num_classes))
     return nn.Sequential(*layers)
 

@@ -8,17 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from activations.properties import SATURATION, f_and_df
 from bench.models import activation_modules, weight_layers
-
-SATURATION = 0.01  # |f'| below 1 % of the activation's maximum |f'| counts as saturated
-
-
-def _derivative(act: nn.Module, pre: torch.Tensor) -> torch.Tensor:
-    """f'(x) elementwise at the captured pre-activations (for maxout: 1 for the winning input, else 0)."""
-    with torch.enable_grad():
-        x = pre.detach().requires_grad_(True)
-        (dx,) = torch.autograd.grad(act(x).sum(), x)
-    return dx
 
 
 def probe(
@@ -61,7 +52,7 @@ def probe(
         metrics = {"grad_norm": grad_norms[i]}
         if i in captured:
             pre, out = captured[i]
-            df = _derivative(acts[i], pre).abs()
+            df = f_and_df(acts[i], pre)[1].abs()
             limit = max_abs_df if math.isfinite(max_abs_df) else float(df.max())
             metrics.update(
                 act_mean=float(out.float().mean()),

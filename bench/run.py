@@ -6,25 +6,12 @@ import argparse
 import json
 import math
 import sys
-import traceback
-from typing import Any, NoReturn
+from typing import Any
 
-from activations.errors import InputError
-from bench import data
-from bench.config import (
-    DEVICES,
-    FIELDS,
-    LOSSES,
-    OPTIMIZERS,
-    SCHEDULES,
-    ConfigError,
-    RunSpec,
-    expand,
-    load_suite,
-)
+from activations import errors
+from bench import data, init, models, optim
+from bench.config import DEVICES, FIELDS, ConfigError, RunSpec, expand, load_suite
 from bench.executors import EXECUTORS, check, execute
-from bench.init import INITS
-from bench.models import MODELS
 from bench.store import DEFAULT_PATH, Store
 
 EXAMPLES = """\
@@ -41,13 +28,6 @@ Runs already in the store (same RunSpec key) are skipped, so rerunning a command
 """
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def split_list(text: str) -> list[str]:
     """Split on commas that are not inside parentheses: ``relu,hardtanh(min_val=-2, max_val=2)``."""
     items, depth, current = [], 0, ""
@@ -62,8 +42,8 @@ def split_list(text: str) -> list[str]:
     return [i for i in items if i]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(
+def build_parser() -> argparse.ArgumentParser:
+    p = errors.Parser(
         prog="python -m bench.run",
         description="Train identical networks with each activation (paired by seed) and record every run in an "
         "SQLite store. Options that take several values (comma-separated or repeated) form a grid.",
@@ -81,23 +61,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="activation spec, repeatable or comma-separated: elu, 'elu(alpha=0.5)', pkg.module:Class",
     )
     what.add_argument("--dataset", metavar="NAMES", help=f"{', '.join(data.DATASETS)}")
-    what.add_argument("--model", metavar="NAMES", help=f"{', '.join(MODELS)}")
+    what.add_argument("--model", metavar="NAMES", help=f"{', '.join(models.MODELS)}")
     what.add_argument("--hidden", metavar="WIDTHS", help="dense hidden widths, e.g. 512,256 (default: the model's)")
     what.add_argument("--channels", metavar="WIDTHS", help="cnn conv widths, e.g. 32,64 (default 16,32)")
     what.add_argument(
-        "--init", metavar="NAMES", help=f"{', '.join(INITS)} (auto: the activation's variance-keeping gain)"
+        "--init", metavar="NAMES", help=f"{', '.join(init.INITS)} (auto: the activation's variance-keeping gain)"
     )
     what.add_argument("--bias-init", metavar="X", help="bias value (default 0)")
     what.add_argument("--batch-norm", action="store_const", const="true", help="batch norm before each activation")
     how = p.add_argument_group("how to train")
-    how.add_argument("--optimizer", metavar="NAMES", help=f"{', '.join(OPTIMIZERS)}")
+    how.add_argument("--optimizer", metavar="NAMES", help=f"{', '.join(optim.OPTIMIZERS)}")
     how.add_argument("--lr", metavar="X", help="learning rate(s), e.g. 1e-3 or 1e-3,1e-2")
     how.add_argument("--momentum", metavar="X", help="for the momentum optimizer (default 0.9)")
     how.add_argument("--nesterov", action="store_const", const="true", help="Nesterov momentum")
-    how.add_argument("--schedule", metavar="NAMES", help=f"{', '.join(SCHEDULES)} (default cosine)")
+    how.add_argument("--schedule", metavar="NAMES", help=f"{', '.join(optim.SCHEDULES)} (default cosine)")
     how.add_argument("--batch-size", metavar="N")
     how.add_argument("--epochs", metavar="N")
-    how.add_argument("--loss", metavar="NAMES", help=f"{', '.join(LOSSES)}")
+    how.add_argument("--loss", metavar="NAMES", help=f"{', '.join(optim.LOSSES)}")
     how.add_argument("--seeds", metavar="N", type=int, help="seeds 0..N-1 (default: seed 0)")
     how.add_argument("--seed", metavar="LIST", help="explicit seeds, e.g. 0,1,2")
     reg = p.add_argument_group("regularizers")
@@ -126,19 +106,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where.add_argument("--download", action="store_true", help="download missing datasets into the data folder")
     where.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store (default {DEFAULT_PATH})")
     where.add_argument(
-        "--ensemble",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="train runs that differ only in seed or init as one batched model (default off: on a 2-core CPU it was "
-        "slower end to end; see the README)",
+        "--executor", default="local", choices=EXECUTORS, help="local (a pool of worker processes, default) or ray"
     )
     where.add_argument(
-        "--executor", default="local", choices=EXECUTORS, help="local (this process, default) or ray (Ray tasks)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local worker processes (default: the usable CPU cores / --threads-per-run; 1 on CUDA)",
+    )
+    where.add_argument(
+        "--threads-per-run",
+        "--cpus-per-run",
+        dest="threads",
+        type=int,
+        default=1,
+        metavar="T",
+        help="torch threads of each run, and CPUs of each Ray task (default 1; it changes float rounding)",
     )
     where.add_argument(
         "--ray-address", metavar="ADDR", help="join this Ray cluster, e.g. ray://head:10001 (default: a local Ray)"
     )
-    where.add_argument("--cpus-per-run", type=float, default=1, metavar="N", help="CPUs per Ray task (default 1)")
     where.add_argument(
         "--gpus-per-run", type=float, default=0.25, metavar="F", help="GPU share per Ray task on CUDA (default 0.25)"
     )
@@ -150,9 +137,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="train again runs that are already in the store")
     p.add_argument("--dry-run", action="store_true", help="list the runs (key, status in store) and exit")
     p.add_argument("--json", action="store_true", help="one JSON record per finished run on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p.parse_args(argv)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _convert(name: str, text: str) -> Any:
@@ -195,38 +185,21 @@ def _json_safe(record: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        check(args.executor, args.cpus_per_run, args.gpus_per_run, args.ray_address)
-        values = grid_from_args(args)
-        values.setdefault("device", "auto")
-        specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
-        for name in sorted({s.dataset for s in specs}):  # bad data folder: fail now, not after an hour
-            data.load(name, args.data_dir, download=args.download)
-        store = Store(args.store, readonly=args.dry_run)
-    except InputError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    with store:
+def _body(args: argparse.Namespace) -> int:
+    check(args.executor, args.threads, args.workers, args.gpus_per_run, args.ray_address)
+    values = grid_from_args(args)
+    values.setdefault("device", "auto")
+    specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
+    for name in sorted({s.dataset for s in specs}):  # bad data folder: fail now, not after an hour
+        data.load(name, args.data_dir, download=args.download)
+    with Store(args.store, readonly=args.dry_run) as store:
         if args.dry_run:
             done = store.finished_keys()
             for s in specs:
                 print(f"{s.key}  {'done' if s.key in done else 'todo'}  {s.label()}  {s.canonical_json()}")
             return 0
 
-        def report(record: dict) -> None:
-            acc = record.get("test_acc", math.nan)
-            print(
-                f"{record['status']:>8}  {record['activation']} {record['model']}/{record['dataset']}"
-                f" seed={record['seed']}"
-                f"  test_acc={acc:.4f}  {record.get('wall_seconds', math.nan):.1f}s"
-                + (f"  ({record['error']})" if record.get("error") else ""),
-                file=sys.stderr,
-            )
+        def on_record(record: dict) -> None:
             if args.json:
                 print(json.dumps(_json_safe(record)), flush=True)
 
@@ -238,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                 download=args.download,
                 force=args.force,
                 progress=not args.quiet,
-                on_record=report,
-                ensemble_runs=args.ensemble,
+                on_record=on_record,
                 executor=args.executor,
+                workers=args.workers,
+                threads=args.threads,
                 ray_address=args.ray_address,
-                cpus_per_run=args.cpus_per_run,
                 gpus_per_run=args.gpus_per_run,
             )
         except KeyboardInterrupt:
@@ -251,9 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 130
-        except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        except errors.InputError:
+            raise
         except Exception as exc:
             if args.debug:
                 raise
@@ -264,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     print(f"{summary.line()}; store: {args.store}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return errors.main(build_parser(), _body, argv)
 
 
 if __name__ == "__main__":

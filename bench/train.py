@@ -3,6 +3,7 @@
 Paired design: for a seed, the initial weights (per layer, where shapes agree), the batch order, the
 augmentation draws and the dropout masks come from generators seeded by the seed alone, so every
 activation of that seed sees the same ones. The same spec run twice on CPU gives identical metrics.
+A run's progress lives in one :class:`RunState`; :func:`run` is the one epoch loop that drives it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 import os
 import platform
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,17 +22,20 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 import activations
-from bench import data, models
-from bench.config import RECORD_SCHEMA, RunSpec
+from activations.errors import InputError
+from bench import data, models, optim
+from bench.config import RECORD_SCHEMA, RunSpec, Status
 from bench.init import initialize
 from bench.probes import probe
+from bench.provenance import git_sha
 from bench.regularize import EarlyStopping, param_groups
 
 EVAL_BATCH = 1000
 PROBE_SIZE = 512
+FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+AUGMENT_SEED_OFFSET = 7919  # augmentation draws get their own stream, apart from the batch order's
 
 
 @dataclass
@@ -42,26 +45,6 @@ class RunResult:
     record: dict
     epochs: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
-
-
-@functools.cache
-def git_sha() -> str:
-    """HEAD of the checkout this code runs from, ``-dirty`` if tracked files changed; "unknown" outside git."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if sha.returncode != 0:
-        return "unknown"
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def environment(device: str) -> dict:
@@ -89,52 +72,6 @@ def environment(device: str) -> dict:
     }
 
 
-def make_loss(kind: str, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Mean loss over a batch: cross-entropy on logits, or squared error of sigmoid/softmax outputs vs one-hot."""
-    if kind == "cross_entropy":
-        return F.cross_entropy
-    squash = torch.sigmoid if kind == "mse_sigmoid" else functools.partial(torch.softmax, dim=1)
-
-    def mse(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(squash(logits), F.one_hot(y, num_classes).to(logits.dtype))
-
-    return mse
-
-
-def make_optimizer(spec: RunSpec, groups: list[dict]) -> torch.optim.Optimizer:
-    """The spec's optimizer over ``groups``; torch's fused kernel (one pass over each parameter) where it has one.
-
-    ``fused`` computes each element as the per-tensor loop does, up to rounding. On this machine's CPU an MLP epoch
-    took 0.60 s fused against 0.69-0.86 s with the default loop; the CNN's epochs did not change (convolutions
-    dominate). RMSprop has no fused kernel in torch and uses its default.
-    """
-    opt = spec.optimizer
-    if opt == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, fused=True)
-    if opt == "momentum":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, fused=True)
-    if opt == "adam":
-        return torch.optim.Adam(groups, lr=spec.lr, fused=True)
-    if opt == "adamw":
-        return torch.optim.AdamW(groups, lr=spec.lr, fused=True)
-    if opt == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=spec.lr)
-    if opt == "adagrad":
-        return torch.optim.Adagrad(groups, lr=spec.lr, fused=True)
-    raise ValueError(f"unknown optimizer {opt!r}")
-
-
-def make_scheduler(spec: RunSpec, optimizer: torch.optim.Optimizer):
-    """None for constant; step divides lr by 10 every third of training; plateau watches validation accuracy."""
-    if spec.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, spec.epochs // 3), gamma=0.1)
-    if spec.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=spec.epochs)
-    if spec.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2)
-    return None
-
-
 def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
     """The spec's network with the spec's activation and initializer, on the CPU, before any training."""
     act_layer = functools.partial(activations.create, spec.activation)
@@ -153,22 +90,164 @@ def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
     return model
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: data.Splits, loss_fn, prepare
-) -> tuple[float, float]:
-    """Mean loss and accuracy over a whole split, in eval mode."""
-    was_training = model.training
-    model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    for i in range(0, len(x), EVAL_BATCH):
-        xb, yb = prepare(data.to_float(x[i : i + EVAL_BATCH], splits)), y[i : i + EVAL_BATCH]
-        out = model(xb)
-        total_loss += loss_fn(out, yb).double() * len(yb)
-        correct += (out.argmax(1) == yb).sum()
-    model.train(was_training)
-    return float(total_loss) / len(x), float(correct) / len(x)
+@dataclass(eq=False)
+class RunState:
+    """Everything one run holds while it trains: model, optimizer, generators, rows, stopping and status.
+
+    :func:`run` drives it: ``evaluate(0)``, then per epoch ``train_epoch``, ``end_epoch`` and ``next_epoch``;
+    ``to_record()`` is the run's flat record. Create it with :meth:`start`.
+    """
+
+    spec: RunSpec
+    splits: data.Splits
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loss_fn: optim.Loss
+    started: float
+    started_at: str
+    stopper: EarlyStopping = field(init=False)
+    epochs: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+    last: dict[str, float] = field(default_factory=dict)
+    status: Status = Status.OK
+    error: str | None = None
+    diverged_epoch: int | None = None
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    seen: int = 0
+
+    def __post_init__(self) -> None:
+        spec = self.spec
+        self.device = device = torch.device(spec.device)
+        self.stopper = EarlyStopping(spec.patience)
+        self.dtype = getattr(torch, spec.dtype)
+        self.channels_last = spec.model == "cnn" and self.dtype == torch.float32
+        self.step = torch.compile(self.model) if spec.compile else self.model
+        self.order_gen = torch.Generator().manual_seed(spec.seed)
+        self.aug_gen = torch.Generator(device=device).manual_seed(spec.seed + AUGMENT_SEED_OFFSET)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp == "bf16")
+        self.max_abs_df = activations.card(spec.activation).max_abs_df
+        self.probe_x = self.prepare(data.to_float(self.splits.val_x[:PROBE_SIZE], self.splits))
+        self.probe_y = self.splits.val_y[:PROBE_SIZE]
+
+    @classmethod
+    def start(cls, spec: RunSpec, splits: data.Splits, started: float, started_at: str) -> RunState:
+        """A fresh run of ``spec`` on ``splits``: its initial weights, optimizer and schedule; seeds the global RNG."""
+        dtype = getattr(torch, spec.dtype)
+        model = build_model(spec, splits).to(device=spec.device, dtype=dtype)
+        torch.manual_seed(spec.seed)  # dropout masks and rrelu slopes; everything else has its own generator
+        if spec.model == "cnn" and dtype == torch.float32:
+            model = model.to(memory_format=torch.channels_last)
+        groups = param_groups(model, spec.weight_decay, spec.decay_act_params)
+        optimizer = optim.OPTIMIZERS[spec.optimizer](groups, spec)
+        scheduler = optim.SCHEDULES[spec.schedule](optimizer, spec.epochs)
+        loss_fn = optim.LOSSES[spec.loss](splits.num_classes)
+        return cls(spec, splits, model, optimizer, scheduler, loss_fn, started, started_at)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """A float batch in the run's dtype and memory format."""
+        x = x.to(self.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def log(self, epoch: int, split: str, metrics: dict[str, float]) -> None:
+        self.epochs.extend({"epoch": epoch, "split": split, "metric": k, "value": float(v)} for k, v in metrics.items())
+
+    @torch.no_grad()
+    def _loss_acc(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """Mean loss and accuracy over a whole split, in eval mode."""
+        self.model.eval()
+        total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
+        correct = torch.zeros((), dtype=torch.int64, device=x.device)
+        for i in range(0, len(x), EVAL_BATCH):
+            xb, yb = self.prepare(data.to_float(x[i : i + EVAL_BATCH], self.splits)), y[i : i + EVAL_BATCH]
+            out = self.model(xb)
+            total_loss += self.loss_fn(out, yb).double() * len(yb)
+            correct += (out.argmax(1) == yb).sum()
+        self.model.train()
+        return float(total_loss) / len(x), float(correct) / len(x)
+
+    def evaluate(self, epoch: int) -> None:
+        """Validation and test loss and accuracy, and the per-layer probes, logged for ``epoch``."""
+        s = self.splits
+        for split, x, y in (("val", s.val_x, s.val_y), ("test", s.test_x, s.test_y)):
+            loss, acc = self._loss_acc(x, y)
+            self.last[f"{split}_loss"], self.last[f"{split}_acc"] = loss, acc
+            self.log(epoch, split, {"loss": loss, "acc": acc})
+        self.layers.extend(probe(self.model, self.probe_x, self.probe_y, self.loss_fn, self.max_abs_df, epoch))
+
+    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass over the training set in this seed's order; the summed loss and the correct count."""
+        spec, splits, device = self.spec, self.splits, self.device
+        self.model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        n = len(splits.train_x)
+        perm = torch.randperm(n, generator=self.order_gen).to(device)
+        for i in range(0, n, spec.batch_size):
+            idx = perm[i : i + spec.batch_size]
+            xb, yb = data.batch(splits, idx, spec.augment, self.aug_gen)
+            with self.autocast:
+                out = self.step(self.prepare(xb))
+                loss = self.loss_fn(out, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach().double() * len(idx)
+            correct += (out.detach().argmax(1) == yb).sum()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return loss_sum, correct
+
+    def end_epoch(self, epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, lr: float, seconds: float) -> bool:
+        """Log a trained epoch and evaluate it; False (and status ``diverged``) if its training loss is not finite."""
+        n = len(self.splits.train_x)
+        self.epochs_run, self.train_seconds, self.seen = epoch, self.train_seconds + seconds, self.seen + n
+        train_loss, train_acc = float(loss_sum) / n, float(correct) / n
+        self.last.update(train_loss=train_loss, train_acc=train_acc)
+        self.log(epoch, "train", {"loss": train_loss, "acc": train_acc, "lr": lr, "seconds": seconds})
+        if not math.isfinite(train_loss):
+            self.status, self.diverged_epoch = Status.DIVERGED, epoch
+            self.error = f"training loss became {train_loss} in epoch {epoch}"
+            return False
+        self.evaluate(epoch)
+        return True
+
+    def next_epoch(self, epoch: int) -> bool:
+        """Early stopping and the learning-rate schedule after an evaluated epoch; False when the run stops."""
+        stop = self.stopper.update(epoch, self.last["val_acc"], self.last["val_loss"])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(self.last["val_acc"])
+        elif self.scheduler is not None:
+            self.scheduler.step()
+        return not stop
+
+    def to_record(self) -> dict:
+        """The flat record: spec fields, final and best-on-validation metrics, timings, environment."""
+        spec, stopper, last = self.spec, self.stopper, self.last
+        best = (stopper.best_epoch, "test", "acc")
+        at_best = (r["value"] for r in self.epochs if (r["epoch"], r["split"], r["metric"]) == best)
+        return {
+            "key": spec.key,
+            "status": self.status,
+            "error": self.error,
+            **spec.flat(),
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.status == Status.OK and self.epochs_run < spec.epochs,
+            "diverged_epoch": self.diverged_epoch,
+            "best_epoch": stopper.best_epoch,
+            "best_val_acc": stopper.best_acc if stopper.best_epoch else math.nan,
+            "best_val_loss": stopper.best_loss,
+            "test_acc_at_best": next(at_best, math.nan),
+            **{k: last.get(k, math.nan) for k in FINAL_METRICS},
+            "gap": last.get("train_acc", math.nan) - last.get("test_acc", math.nan),
+            "train_seconds": self.train_seconds,
+            "wall_seconds": time.perf_counter() - self.started,
+            "samples_per_second": self.seen / self.train_seconds if self.train_seconds else math.nan,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "started_at": self.started_at,
+            **environment(spec.device),
+        }
 
 
 def run(
@@ -178,169 +257,31 @@ def run(
     download: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> RunResult:
-    """Train ``spec`` to the end (or to divergence / early stop) and return its record and rows."""
-    started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    """Train ``spec`` to the end (or to divergence / early stop) and return its record and rows: the one epoch loop."""
+    started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     device = torch.device(spec.device)
-    dtype = getattr(torch, spec.dtype)
     splits = data.load(spec.dataset, data_dir, device=device, download=download)
-    loss_fn = make_loss(spec.loss, splits.num_classes)
-    channels_last = spec.model == "cnn" and dtype == torch.float32
-
-    def prepare(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(dtype)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        model = build_model(spec, splits).to(device=device, dtype=dtype)
-        torch.manual_seed(spec.seed)  # dropout masks and rrelu slopes; everything else has its own generator
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        n_params = sum(p.numel() for p in model.parameters())
-        optimizer = make_optimizer(spec, param_groups(model, spec.weight_decay, spec.decay_act_params))
-        scheduler = make_scheduler(spec, optimizer)
-        step = torch.compile(model) if spec.compile else model
-        order_gen = torch.Generator().manual_seed(spec.seed)
-        aug_gen = torch.Generator(device=device).manual_seed(spec.seed + 7919)
-        max_abs_df = activations.card(spec.activation).max_abs_df
-        probe_x, probe_y = prepare(data.to_float(splits.val_x[:PROBE_SIZE], splits)), splits.val_y[:PROBE_SIZE]
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp == "bf16")
-
-        epochs: list[dict] = []
-        layers: list[dict] = []
-        stopper = EarlyStopping(spec.patience)
-        status, error, diverged_epoch = "ok", None, None
-        train_seconds, seen = 0.0, 0
-        last: dict[str, float] = {}
-        n = len(splits.train_x)
-
-        def log(epoch: int, split: str, metrics: dict[str, float]) -> None:
-            epochs.extend({"epoch": epoch, "split": split, "metric": k, "value": float(v)} for k, v in metrics.items())
-
-        def eval_epoch(epoch: int) -> None:
-            for split, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
-                loss, acc = evaluate(model, x, y, splits, loss_fn, prepare)
-                last[f"{split}_loss"], last[f"{split}_acc"] = loss, acc
-                log(epoch, split, {"loss": loss, "acc": acc})
-            layers.extend(probe(model, probe_x, probe_y, loss_fn, max_abs_df, epoch))
-
-        eval_epoch(0)  # the starting point of every curve, and gradients at initialisation
-        epoch = 0
+        state = RunState.start(spec, splits, started, started_at)
+        state.evaluate(0)  # the starting point of every curve, and gradients at initialisation
         for epoch in range(1, spec.epochs + 1):
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
+            lr = state.optimizer.param_groups[0]["lr"]
             tic = time.perf_counter()
-            perm = torch.randperm(n, generator=order_gen).to(device)
-            for i in range(0, n, spec.batch_size):
-                idx = perm[i : i + spec.batch_size]
-                xb, yb = data.batch(splits, idx, spec.augment, aug_gen)
-                with autocast:
-                    out = step(prepare(xb))
-                    loss = loss_fn(out, yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().double() * len(idx)
-                correct += (out.detach().argmax(1) == yb).sum()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - tic
-            train_seconds += seconds
-            seen += n
-            train_loss, train_acc = float(loss_sum) / n, float(correct) / n
-            last.update(train_loss=train_loss, train_acc=train_acc)
-            log(epoch, "train", {"loss": train_loss, "acc": train_acc, "lr": lr, "seconds": seconds})
-            if not math.isfinite(train_loss):
-                status, diverged_epoch = "diverged", epoch
-                error = f"training loss became {train_loss} in epoch {epoch}"
+            loss_sum, correct = state.train_epoch()
+            if not state.end_epoch(epoch, loss_sum, correct, lr, time.perf_counter() - tic):
                 break
-            eval_epoch(epoch)
             if on_epoch is not None:
-                on_epoch(epoch, dict(last))
-            stop = stopper.update(epoch, last["val_acc"], last["val_loss"])
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(last["val_acc"])
-            elif scheduler is not None:
-                scheduler.step()
-            if stop:
+                on_epoch(epoch, dict(state.last))
+            if not state.next_epoch(epoch):
                 break
-
-    record = make_record(
-        spec,
-        status=status,
-        error=error,
-        epochs_run=epoch,
-        diverged_epoch=diverged_epoch,
-        stopper=stopper,
-        last=last,
-        epochs=epochs,
-        train_seconds=train_seconds,
-        wall_seconds=time.perf_counter() - started,
-        seen=seen,
-        n_params=n_params,
-        started_at=started_at,
-    )
-    return RunResult(record, epochs, layers)
-
-
-def make_record(
-    spec: RunSpec,
-    *,
-    status: str,
-    error: str | None,
-    epochs_run: int,
-    diverged_epoch: int | None,
-    stopper: EarlyStopping,
-    last: dict[str, float],
-    epochs: list[dict],
-    train_seconds: float,
-    wall_seconds: float,
-    seen: int,
-    n_params: int,
-    started_at: str,
-) -> dict:
-    """The flat record of a finished run: spec fields, final and best-on-validation metrics, timings, environment."""
-    test_at_best = next(
-        (
-            r["value"]
-            for r in epochs
-            if r["epoch"] == stopper.best_epoch and r["split"] == "test" and r["metric"] == "acc"
-        ),
-        math.nan,
-    )
-    return {
-        "key": spec.key,
-        "status": status,
-        "error": error,
-        **spec.flat(),
-        "epochs_run": epochs_run,
-        "stopped_early": status == "ok" and epochs_run < spec.epochs,
-        "diverged_epoch": diverged_epoch,
-        "best_epoch": stopper.best_epoch,
-        "best_val_acc": stopper.best_acc if stopper.best_epoch else math.nan,
-        "best_val_loss": stopper.best_loss,
-        "test_acc_at_best": test_at_best,
-        **{
-            k: last.get(k, math.nan)
-            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-        },
-        "gap": last.get("train_acc", math.nan) - last.get("test_acc", math.nan),
-        "train_seconds": train_seconds,
-        "wall_seconds": wall_seconds,
-        "samples_per_second": seen / train_seconds if train_seconds else math.nan,
-        "parameters": n_params,
-        "started_at": started_at,
-        **environment(spec.device),
-    }
+    return RunResult(state.to_record(), state.epochs, state.layers)
 
 
 def failed(spec: RunSpec, exc: BaseException, wall_seconds: float = math.nan) -> RunResult:
     """The record of a run that raised: kept and shown, never dropped."""
     record = {
         "key": spec.key,
-        "status": "failed",
+        "status": Status.FAILED,
         "error": f"{type(exc).__name__}: {exc}"[:2000],
         **spec.flat(),
         "wall_seconds": wall_seconds,
@@ -348,3 +289,21 @@ def failed(spec: RunSpec, exc: BaseException, wall_seconds: float = math.nan) ->
         **environment(spec.device),
     }
     return RunResult(record)
+
+
+def attempt(
+    spec: RunSpec,
+    data_dir: str | Path | None = None,
+    *,
+    download: bool = False,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> RunResult:
+    """``run``, but a run that raises (a broken activation, out of memory) is a ``failed`` record; bad input and
+    Ctrl-C still raise, since they stop the suite."""
+    tic = time.perf_counter()
+    try:
+        return run(spec, data_dir, download=download, on_epoch=on_epoch)
+    except (InputError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        return failed(spec, exc, time.perf_counter() - tic)

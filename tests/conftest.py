@@ -70,3 +70,9 @@ def cifar100_dir(tmp_path_factory) -> Path:
         },
     )
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cpu_slots(tmp_path_factory):
+    """The test session's suites share CPU slots among themselves, not with suites run elsewhere on the machine."""
+    os.environ["ACTBENCH_SLOTS"] = str(tmp_path_factory.mktemp("slots"))

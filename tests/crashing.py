@@ -24,3 +24,10 @@ class DieInWorker(nn.Module):
                 Path(self.marker).touch()
             os._exit(1)
         return torch.relu(x)
+
+
+class Boom(nn.Module):
+    """An activation whose forward pass raises, for the failed-run tests (importable by pool workers)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom in the model")

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bench import analysis
-from bench.config import RunSpec
+from bench.config import RunSpec, Status
 from bench.store import Store
 
 T975_DF2 = 4.302652729911275  # Student t 0.975 quantile, 2 degrees of freedom (tables: 4.303)
 T995_DF2 = 9.924843200918239  # Student t 0.995 quantile, 2 degrees of freedom (tables: 9.925)
 
 
-def record(status: str = "ok", *, key: str | None = None, **fields) -> dict:
+def record(status: str = Status.OK, *, key: str | None = None, **fields) -> dict:
     """A run record as train.py writes it: every RunSpec field (flattened), key, status, then metrics."""
     spec_fields = {k: fields.pop(k) for k in list(fields) if k in analysis.SPEC_COLUMNS or k in ("seed", "device")}
     spec = RunSpec(**spec_fields)
@@ -67,9 +67,9 @@ def test_summarize_known_mean_std_and_t_interval():
 def test_diverged_and_failed_runs_are_counted_but_not_averaged():
     runs = frame(
         *accs("relu", [0.90, 0.92, 0.94]),
-        record("diverged", activation="relu", seed=3, test_acc=0.10),
-        record("failed", activation="relu", seed=4),  # a failed record has no metrics at all
-        record("diverged", activation="tanh", seed=0, test_acc=0.10),
+        record(Status.DIVERGED, activation="relu", seed=3, test_acc=0.10),
+        record(Status.FAILED, activation="relu", seed=4),  # a failed record has no metrics at all
+        record(Status.DIVERGED, activation="tanh", seed=0, test_acc=0.10),
         record(activation="gelu", seed=0, test_acc=float("nan")),  # ok but without a value
     )
     out = analysis.summarize(runs)
@@ -136,7 +136,7 @@ def test_ranks_within_groups_and_overall():
 
 
 def test_an_activation_that_never_finished_ranks_last():
-    runs = frame(*accs("relu", [0.5]), *accs("gelu", [0.6]), record("diverged", activation="tanh", seed=0))
+    runs = frame(*accs("relu", [0.5]), *accs("gelu", [0.6]), record(Status.DIVERGED, activation="tanh", seed=0))
     out = analysis.ranks(runs)
     assert out["activation"].tolist() == ["gelu", "relu", "tanh"] and out["overall"].tolist() == [1, 2, 3]
 
@@ -202,8 +202,8 @@ def test_pairs_need_both_runs_ok_and_fewer_than_two_pairs_give_nan():
     runs = frame(
         *accs("relu", [0.90, 0.91, 0.92]),
         record(activation="gelu", seed=0, test_acc=0.95),
-        record("diverged", activation="gelu", seed=1, test_acc=0.1),
-        record("failed", activation="gelu", seed=2),
+        record(Status.DIVERGED, activation="gelu", seed=1, test_acc=0.1),
+        record(Status.FAILED, activation="gelu", seed=2),
     )
     r = analysis.paired_tests(runs, test="ttest").iloc[0]
     assert r["n_pairs"] == 1 and r["mean_diff"] == pytest.approx(0.05)
@@ -269,7 +269,7 @@ def test_a_best_without_an_interval_is_only_tied():
     assert marks.tolist() == ["tied", "tied"]  # n = 1: no interval, so no claim, however far apart the means
     alone = analysis.summarize(frame(*accs("gelu", [0.9, 0.91])))
     assert analysis.best_marks(alone).tolist() == [""]
-    survivor = analysis.summarize(frame(*accs("gelu", [0.9, 0.91]), record("diverged", activation="relu", seed=0)))
+    survivor = analysis.summarize(frame(*accs("gelu", [0.9, 0.91]), record(Status.DIVERGED, activation="relu", seed=0)))
     assert analysis.best_marks(survivor).tolist() == ["", ""]  # nothing to compare the only mean with
 
 
@@ -286,7 +286,7 @@ def epoch_rows(key: str, values: list[float], seconds: list[float], split: str =
 def test_curves_have_known_per_epoch_means_over_seeds():
     runs = frame(
         *[record(activation="relu", seed=s, key=f"r{s}") for s in range(3)],
-        record("diverged", activation="relu", seed=3, key="bad"),
+        record(Status.DIVERGED, activation="relu", seed=3, key="bad"),
         record(activation="gelu", seed=0, key="g0"),
     )
     epochs = pd.DataFrame(
@@ -304,14 +304,14 @@ def test_curves_have_known_per_epoch_means_over_seeds():
     assert relu.loc[1, "ci_high"] == pytest.approx(0.6 + T975_DF2 * 0.1 / math.sqrt(3))
     assert relu.loc[0, "ci_low"] == pytest.approx(0.1)  # three equal values: zero width, not NaN
     assert row(out, activation="gelu", epoch=1)["mean"] == pytest.approx(0.3)
-    with_diverged = analysis.curves(epochs, runs, statuses=("ok", "diverged"), by="activation")
+    with_diverged = analysis.curves(epochs, runs, statuses=(Status.OK, Status.DIVERGED), by="activation")
     assert row(with_diverged, activation="relu", epoch=1)[["n", "mean"]].tolist() == [4, pytest.approx(0.45)]
 
 
 def test_time_to_target_first_epoch_seconds_and_never():
     runs = frame(
         *[record(activation="relu", seed=s, key=f"r{s}") for s in range(3)],
-        record("failed", activation="relu", seed=3, key="crashed"),
+        record(Status.FAILED, activation="relu", seed=3, key="crashed"),
     )
     epochs = pd.DataFrame(
         epoch_rows("r0", [0.1, 0.85, 0.91, 0.95], [1.5, 2.5, 4.0])  # reaches 0.9 at epoch 2 after 1.5 + 2.5 s
@@ -322,7 +322,7 @@ def test_time_to_target_first_epoch_seconds_and_never():
     assert per_run.loc["r0", ["epoch_to_target", "seconds_to_target"]].tolist() == [2, pytest.approx(4.0)]
     assert per_run.loc["r2", ["epoch_to_target", "seconds_to_target"]].tolist() == [1, pytest.approx(2.0)]
     assert per_run.loc[["r1", "crashed"], ["epoch_to_target", "seconds_to_target"]].isna().all().all()
-    assert per_run.loc["crashed", "status"] == "failed" and "activation" in per_run.columns
+    assert per_run.loc["crashed", "status"] == Status.FAILED and "activation" in per_run.columns
     at_start = analysis.time_to_target(epochs, runs, target=0.1).set_index("key")
     assert at_start.loc["r0", ["epoch_to_target", "seconds_to_target"]].tolist() == [0, 0.0]
     loss_like = analysis.time_to_target(epochs, runs, target=0.55, higher_is_better=False).set_index("key")
@@ -366,7 +366,7 @@ def test_through_a_real_store(tmp_path):
             for seed, acc in enumerate(values):
                 rec = record(activation=activation, seed=seed, test_acc=acc, train_acc=acc + 0.01)
                 store.save(rec, epoch_rows(rec["key"], [0.1, acc], [2.0]), [])
-        store.save(record("failed", activation="relu", seed=5, error="RuntimeError: boom"), [], [])
+        store.save(record(Status.FAILED, activation="relu", seed=5, error="RuntimeError: boom"), [], [])
         runs, epochs = store.runs(), store.epochs()
     summary = analysis.summarize(runs)
     relu = row(summary, activation="relu")

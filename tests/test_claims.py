@@ -7,7 +7,7 @@ import pytest
 from test_report import synthetic_store
 
 from bench import claims, report
-from bench.config import RunSpec
+from bench.config import RunSpec, Status
 
 SGD = dict(optimizer="sgd", schedule="constant")
 
@@ -19,7 +19,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
         fields = {k: v for k, v in row.items() if k in RunSpec.__dataclass_fields__}
         spec = RunSpec(**fields)
         out.append(
-            {"key": spec.key, "status": "ok", **spec.flat(), **{k: v for k, v in row.items() if k not in fields}}
+            {"key": spec.key, "status": Status.OK, **spec.flat(), **{k: v for k, v in row.items() if k not in fields}}
         )
     return pd.DataFrame(out)
 
@@ -32,7 +32,7 @@ def test_the_textbook_neuron():
 
 
 def test_per_run_reads_curves_and_probes():
-    runs = pd.DataFrame([{"key": "k", "status": "ok", "seed": 0}])
+    runs = pd.DataFrame([{"key": "k", "status": Status.OK, "seed": 0}])
     epochs = pd.DataFrame(
         [
             {"key": "k", "epoch": e, "split": s, "metric": "acc", "value": v}
@@ -95,7 +95,7 @@ def _dead(by_lr: dict[float, list[float | None]]) -> claims.Verdict:
     rows = []
     for lr, values in by_lr.items():
         for seed, dead in enumerate(values):
-            status = "diverged" if dead is None else "ok"
+            status = Status.DIVERGED if dead is None else Status.OK
             rows.append(dict(activation="relu", lr=lr, seed=seed, status=status, dead=dead, test_acc=0.9, **SGD))
     t = table(rows)
     t["status"] = [r["status"] for r in rows]  # table() sets "ok"; the rows say otherwise

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 import ray
-import torch
 
 from bench import cluster, run
-from bench.config import RunSpec
+from bench.config import RunSpec, Status
 from bench.executors import execute
 from bench.store import Store
 
 TESTS = Path(__file__).resolve().parent
 SMALL = dict(dataset="mnist", model="mlp", hidden=(64,), epochs=1, device="cpu")
 TIMING = {"train_seconds", "wall_seconds", "samples_per_second", "started_at"}
+DRIVER = {"executor", "workers"}  # which executor trained a run, not what the run gave
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def _stored(path: Path) -> tuple[dict, dict, dict]:
         keys = runs["key"].tolist()
         epochs = store.epochs(keys)
         layers = store.layers(keys)
-    records = {r["key"]: {k: v for k, v in r.items() if k not in TIMING} for r in runs.to_dict("records")}
+    records = {r["key"]: {k: v for k, v in r.items() if k not in TIMING | DRIVER} for r in runs.to_dict("records")}
     epochs = epochs[epochs["metric"].ne("seconds")]
     by_key = {k: g.drop(columns="key").reset_index(drop=True) for k, g in epochs.groupby("key")}
     probes = {k: g.drop(columns="key").reset_index(drop=True) for k, g in layers.groupby("key")}
@@ -49,24 +49,18 @@ def _stored(path: Path) -> tuple[dict, dict, dict]:
 
 
 def test_ray_records_equal_local_records(local_ray, data_dir, tmp_path):
+    """With the defaults (one thread per run on both executors) every record, epoch row and probe row is equal."""
     specs = [RunSpec(activation=a, seed=s, **SMALL) for a in ("relu", "tanh") for s in (0, 1)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in each Ray task (cpus_per_run=1): thread count changes float rounding
-    try:
-        with Store(tmp_path / "local.sqlite") as store:
-            local = execute(specs, store, data_dir=data_dir, progress=False, ensemble_runs=True)
-    finally:
-        torch.set_num_threads(threads)
+    with Store(tmp_path / "local.sqlite") as store:
+        local = execute(specs, store, data_dir=data_dir, progress=False)
     with Store(tmp_path / "ray.sqlite") as store:
-        remote = execute(
-            specs, store, data_dir=data_dir, progress=False, executor="ray", cpus_per_run=1, ensemble_runs=True
-        )
-    assert local.count("ok") == remote.count("ok") == 4
+        remote = execute(specs, store, data_dir=data_dir, progress=False, executor="ray")
+    assert local.count(Status.OK) == remote.count(Status.OK) == 4
     want, got = _stored(tmp_path / "local.sqlite"), _stored(tmp_path / "ray.sqlite")
     assert set(got[0]) == set(want[0]) == {s.key for s in specs}
     for key in want[0]:
         assert got[0][key] == want[0][key]
-        assert got[0][key]["ensemble_size"] == 2  # the two seeds of an activation trained as one batched model
+        assert got[0][key]["threads"] == 1
         assert got[1][key].equals(want[1][key])
         assert got[2][key].equals(want[2][key])
 
@@ -114,11 +108,17 @@ def test_an_unreachable_ray_head_is_a_one_line_error(address, tmp_path, capsys, 
     assert not store.exists()
 
 
-@pytest.mark.parametrize("option", [["--cpus-per-run", "0"], ["--gpus-per-run", "1.5"]])
-def test_bad_ray_options_are_one_line_errors_before_any_store_exists(option, tmp_path, capsys, data_dir):
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--cpus-per-run", "0"], "error: --workers and --threads-per-run must be at least 1"),
+        (["--gpus-per-run", "1.5"], "error: --gpus-per-run must be in (0, 1]"),
+    ],
+)
+def test_bad_ray_options_are_one_line_errors_before_any_store_exists(option, message, tmp_path, capsys, data_dir):
     store = tmp_path / "s.sqlite"
     code = run.main(["--executor", "ray", *option, "--data-dir", str(data_dir), "--store", str(store)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert err[0].startswith("error: --cpus-per-run must be > 0 and --gpus-per-run in (0, 1]")
+    assert err[0].startswith(message)
     assert not store.exists()

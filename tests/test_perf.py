@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from bench import perf
 
@@ -17,7 +18,7 @@ def test_perf_table_and_json(data_dir, tmp_path, capsys):
             str(data_dir),
             "--models",
             "mlp",
-            "--ensembles",
+            "--workers",
             "2",
             "--steps",
             "5",
@@ -30,29 +31,24 @@ def test_perf_table_and_json(data_dir, tmp_path, capsys):
     assert code == 0
     report = json.loads(out.read_text())
     paths = [r["path"] for r in report["rows"]]
-    assert paths == [
-        "textbook DataLoader",
-        "harness single",
-        "harness ensemble K=2",
-        "matmuls only K=1",
-        "matmuls only K=2",
-    ]
+    single = f"harness 1 process x {torch.get_num_threads()} threads"
+    assert paths == ["textbook DataLoader", single, "harness pool 2 x 1 thread", "matmuls only"]
     assert report["matmul_gflops"] > 0 and len(report["matmul_gflops_rounds"]) == 2
     rate = {r["path"]: r["samples_per_second"] for r in report["rows"]}
     for row in report["rows"]:
         assert row["samples_per_second"] > 0 and row["utilisation"] > 0
         assert len(row["rounds"]) == 2 and row["samples_per_second"] == pytest.approx(sum(row["rounds"]) / 2)
-        assert row["vs_single"] == pytest.approx(row["samples_per_second"] / rate["harness single"])
+        assert row["vs_single"] == pytest.approx(row["samples_per_second"] / rate[single])
         assert row["vs_textbook"] == pytest.approx(row["samples_per_second"] / rate["textbook DataLoader"])
-    assert "matmuls only K=2" in capsys.readouterr().out
+    assert "harness pool 2 x 1 thread" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     "bad",
     [
         ["--models", "resnet"],
-        ["--ensembles", "1,8"],
-        ["--ensembles", "four"],
+        ["--workers", "0"],
+        ["--workers", "four"],
         ["--rounds", "0"],
         ["--steps", "0"],
     ],

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import activations
-from bench import report
-from bench.config import load_suite, suite_description
+from bench import report, report_tables
+from bench.config import Status, load_suite, suite_description
 from bench.run import main as run_main
 from bench.store import Store
 
@@ -81,7 +81,7 @@ def test_report_from_a_real_store(tmp_path, real_store):
     assert f"`{command}`" in readme
     sha = real_store["runs"]["git_sha"].iloc[0]
     assert sha and sha != "unknown" and sha in readme
-    assert "torch `" in readme and "Wall time" in readme and "Threads | `" in readme
+    assert "torch `" in readme and "Wall time" in readme and "Threads per run | `" in readme
     assert "2 of the suite's 6 runs are missing from the store" in readme  # elu x 2 seeds, never trained
     assert all(s.key in readme for s in load_suite(real_store["wider"]) if s.activation == "elu")
     results = pd.read_csv(folder / "results.csv")
@@ -132,8 +132,9 @@ def test_timing_adds_the_cost_column_and_figure(tmp_path, real_store):
 # Synthetic stores: records saved through Store.save, with values chosen so the answer is known.
 
 
-def synthetic_store(path: Path, suite: str, value, status=lambda spec: "ok", skip=lambda spec: False) -> Path:
-    """Save one record per spec of ``suite``: final accuracies ``value(spec, split)``, 2 epochs, a 3-layer probe."""
+def synthetic_store(path: Path, suite: str, value, status=lambda spec: Status.OK, skip=lambda spec: False) -> Path:
+    """Save one record per spec of ``suite``: final accuracies ``value(spec, split)``, 2 epochs of 1.5 s, a 3-layer
+    probe."""
     with Store(path) as db:
         for spec in load_suite(suite):
             if skip(spec):
@@ -155,14 +156,16 @@ def synthetic_store(path: Path, suite: str, value, status=lambda spec: "ok", ski
                 "started_at": f"2025-01-0{1 + spec.seed}T00:00:00+00:00",
             }
             epochs, layers = [], []
-            if state == "failed":
+            if state == Status.FAILED:
                 record["error"] = "RuntimeError: synthetic failure in the model"
             else:
                 final = {split: value(spec, split) for split in ("val", "test", "train")}
                 record.update({f"{split}_acc": acc for split, acc in final.items()})
-                if state == "diverged":
+                if state == Status.DIVERGED:
                     record.update(error="training loss became nan in epoch 2", diverged_epoch=2, test_acc=math.nan)
                 for epoch in range(3):
+                    if epoch:
+                        epochs.append({"epoch": epoch, "split": "train", "metric": "seconds", "value": 1.5})
                     for split in ("val", "test"):
                         acc = 0.1 + (final[split] - 0.1) * epoch / 2
                         epochs += [
@@ -196,9 +199,9 @@ def test_init_grid_with_diverged_and_failed_runs(tmp_path):
     )
     diverged = next(s for s in load_suite(suite) if (s.activation, s.init, s.seed) == ("tanh", "he", 1))
     failed = next(s for s in load_suite(suite) if (s.activation, s.init, s.seed) == ("sigmoid", "lecun", 2))
-    status = {diverged.key: "diverged", failed.key: "failed"}
+    status = {diverged.key: Status.DIVERGED, failed.key: Status.FAILED}
     store = synthetic_store(
-        tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + 0.01 * s.seed, lambda s: status.get(s.key, "ok")
+        tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + 0.01 * s.seed, lambda s: status.get(s.key, Status.OK)
     )
     readme = report.build(suite, store, tmp_path / "out", timing=False)
     text = readme.read_text()
@@ -213,6 +216,7 @@ def test_init_grid_with_diverged_and_failed_runs(tmp_path):
     assert "heatmap_init" in figures_of(readme) and "heatmap_regularizer" not in figures_of(readme)
     check_png(readme.parent / "figures" / "heatmap_init.png")
     assert "All 18 runs of the suite are in the store" in text
+    assert "## Time to a validation-accuracy target" in text and "## Train-test gap" not in text
     results = pd.read_csv(readme.parent / "results.csv")
     assert len(results) == 18 and results["status"].value_counts().to_dict() == {"ok": 16, "diverged": 1, "failed": 1}
     summary = pd.read_csv(readme.parent / "summary.csv")
@@ -277,6 +281,36 @@ def test_regularizer_heatmap_uses_the_labels(tmp_path):
         assert label in text, label
 
 
+def test_time_to_target_compares_activations_of_a_setting(tmp_path):
+    suite = write_suite(tmp_path / "speed.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 2\n')
+    # Validation accuracy climbs linearly from 0.1 to its final value over 2 epochs of 1.5 s each.
+    store = synthetic_store(tmp_path / "s.sqlite", suite, lambda s, split: 0.95 if s.activation == "relu" else 0.85)
+    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_speed]).read_text()
+    assert "99%" in text  # the target: 0.99 x relu's 0.95
+    assert "| mnist/mlp | 0.9405 | relu | 2/2 | 2.00 [2.00, 2.00] | 3.0 [3.0, 3.0] |" in text
+    assert "| mnist/mlp | 0.9405 | tanh | 0/2 |  |  |" in text  # never reached: counted, no mean
+    alone = write_suite(tmp_path / "alone.toml", GRID + 'activation = ["relu"]\nseeds = 2\n')
+    assert report.build(alone, store, tmp_path / "out", timing=False, sections=[report.section_speed]).read_text() == ""
+
+
+def test_train_test_gap_per_regularizer(tmp_path):
+    grids = "[[grid]]\n\n[[grid]]\ndropout = 0.3\n"
+    suite = write_suite(tmp_path / "gap.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 2\n' + grids)
+
+    def value(spec, split):
+        return 0.99 if split == "train" else 0.95 if spec.dropout else 0.90
+
+    store = synthetic_store(tmp_path / "s.sqlite", suite, value)
+    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_gap]).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| mnist/mlp |")]
+    assert rows == [
+        "| mnist/mlp | relu | none | 2 | 0.0900 [0.0900, 0.0900] | 0.9000 [0.9000, 0.9000] |",
+        "| mnist/mlp | relu | dropout | 2 | 0.0400 [0.0400, 0.0400] | 0.9500 [0.9500, 0.9500] |",
+        "| mnist/mlp | tanh | none | 2 | 0.0900 [0.0900, 0.0900] | 0.9000 [0.9000, 0.9000] |",
+        "| mnist/mlp | tanh | dropout | 2 | 0.0400 [0.0400, 0.0400] | 0.9500 [0.9500, 0.9500] |",
+    ]
+
+
 @pytest.mark.parametrize("seeds, test_name", [(3, "paired t-test"), (6, "Wilcoxon signed-rank test")])
 def test_paired_test_follows_the_number_of_seeds(tmp_path, seeds, test_name):
     suite = write_suite(tmp_path / "pairs.toml", GRID + f'activation = ["relu", "elu"]\nseeds = {seeds}\n')
@@ -312,7 +346,10 @@ def test_best_is_marked_only_where_the_intervals_separate(tmp_path, gap, best):
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
-    code = report.main(argv)
+    try:
+        code = report.main(argv)
+    except SystemExit as exc:  # a usage error exits from the parser, as in every entry point
+        code = exc.code
     err = capsys.readouterr().err
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -388,7 +425,7 @@ def test_default_suite_covers_the_registry_without_duplicates():
 
 def test_suites_vary_what_their_report_needs():
     assert len({s.init for s in load_suite("init")}) >= 4
-    labels = {report.regularizer_label(s.weight_decay, s.dropout, s.augment) for s in load_suite("regularizers")}
+    labels = {report_tables.regularizer_label(s.weight_decay, s.dropout, s.augment) for s in load_suite("regularizers")}
     assert labels == {"none", "L2", "dropout", "augment", "all"}
     rates = sorted({s.lr for s in load_suite("lr")})
     assert np.allclose(rates, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])

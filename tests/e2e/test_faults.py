@@ -156,10 +156,16 @@ def test_diverging_raising_and_out_of_memory_runs_are_recorded_and_the_suite_goe
     proc = start(store, suite, data_dir)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    records = [json.loads(line) for line in out.splitlines()]
-    assert [r["status"] for r in records] == ["diverged", "failed", "failed", "ok"]
-    assert "this activation is broken" in records[1]["error"]
-    assert "alloc" in records[2]["error"].lower()
+    records = {(r["activation"], r["hidden"], r["optimizer"]): r for r in map(json.loads, out.splitlines())}
+    statuses = {k: r["status"] for k, r in records.items()}
+    assert statuses == {
+        ("relu", "32", "sgd"): "diverged",
+        ("broken_acts:Broken", "32", "adam"): "failed",
+        ("identity", "4000000000", "adam"): "failed",
+        ("relu", "32", "adam"): "ok",
+    }
+    assert "this activation is broken" in records["broken_acts:Broken", "32", "adam"]["error"]
+    assert "alloc" in records["identity", "4000000000", "adam"]["error"].lower()
     assert "1 ok, 1 diverged, 2 failed" in err
     with Store(store) as s:
         runs = s.runs()

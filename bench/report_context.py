@@ -1,0 +1,145 @@
+"""What a report page is built from: a suite's runs (from :mod:`bench.results`) and how its settings are named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from activations.errors import InputError
+from bench import analysis, report_figures, results
+from bench.config import RunSpec, load_suite, suite_description, suite_path
+from bench.report_tables import cell, regularizer_label
+
+MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
+REGULARIZER_FIELDS = ("weight_decay", "dropout", "augment")
+
+
+class ReportError(InputError):
+    """Nothing to report (no runs of the suite in the store); the message says what to run."""
+
+
+@dataclass
+class Context:
+    """Everything a section needs: the suite, its runs (only those) and where figures go."""
+
+    suite: str
+    description: str
+    specs: list[RunSpec]
+    runs: pd.DataFrame  # the suite's runs, any status, with a ``regularizer`` column
+    epochs: pd.DataFrame
+    layers: pd.DataFrame
+    missing: list[RunSpec]
+    other_runs: int  # runs in the store that are not part of the suite
+    duplicates: int  # older runs of the same configuration and seed (another device), not used
+    command: str
+    out: Path
+    timing: bool
+    setting_cols: list[str]  # with ``activation``, the columns that identify a configuration of this suite
+    label_cols: list[str]  # setting columns shown in panel titles besides dataset/model
+    detailed_regularizers: bool
+
+    @property
+    def by(self) -> list[str]:
+        """The analysis ``by`` columns: one group per configuration of the suite."""
+        return [*self.setting_cols, "activation"]
+
+    @property
+    def activations(self) -> list[str]:
+        """The suite's activations in suite order."""
+        return list(dict.fromkeys(s.activation for s in self.specs))
+
+    @property
+    def n_seeds(self) -> int:
+        return len({s.seed for s in self.specs})
+
+    @property
+    def paired_test(self) -> str:
+        return "ttest" if self.n_seeds < MIN_WILCOXON_PAIRS else "wilcoxon"
+
+    def palette(self) -> report_figures.Palette:
+        """One colour per activation, the same in every figure."""
+        return report_figures.palette(self.activations)
+
+    def with_regularizer(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the ``regularizer`` label column (from weight_decay, dropout and augment)."""
+        if "regularizer" in frame.columns or not set(REGULARIZER_FIELDS) <= set(frame.columns):
+            return frame
+        return frame.assign(regularizer=_regularizers(frame, self.detailed_regularizers))
+
+    def label(self, frame: pd.DataFrame, drop: Iterable[str] = ()) -> pd.Series:
+        """Panel titles: ``dataset/model`` plus the varying fields (except ``drop``) as ``field=value``.
+
+        When more than two fields vary, those at their RunSpec default are left out (still unique: two settings
+        differ in a field that is not at its default in at least one of them).
+        """
+        frame = self.with_regularizer(frame)
+        cols = [c for c in self.label_cols if c not in set(drop)]
+        defaults = {**RunSpec().flat(), "regularizer": "none"}
+
+        def one(row: pd.Series) -> str:
+            shown = [c for c in cols if len(cols) <= 2 or row[c] != defaults.get(c)]
+            extra = ", ".join(f"{c}={cell(row[c], 'g')}" for c in shown)
+            return f"{row['dataset']}/{row['model']}" + (f", {extra}" if extra else "")
+
+        return frame.apply(one, axis=1) if len(frame) else pd.Series(dtype=object)
+
+    def figure(self, fig: plt.Figure, name: str, caption: str) -> str:
+        """Save ``fig`` as figures/<name>.png, close it, and return its markdown with the one-line caption."""
+        report_figures.save(fig, self.out / "figures" / f"{name}.png")
+        return f"![{name}](figures/{name}.png)\n\n*{caption}*\n"
+
+
+def _regularizers(frame: pd.DataFrame, detailed: bool = False) -> list[str]:
+    """The regularizer label of each row of ``frame``."""
+    triples = zip(*(frame[c] for c in REGULARIZER_FIELDS), strict=True)
+    return [regularizer_label(float(w), float(d), bool(a), detailed) for w, d, a in triples]
+
+
+def _varying(frame: pd.DataFrame) -> tuple[list[str], list[str], bool]:
+    """(setting columns, label columns, detailed regularizer labels) of a suite's spec frame."""
+    plain = _regularizers(frame[list(REGULARIZER_FIELDS)].drop_duplicates())
+    detailed = len(set(plain)) < len(plain)
+    varying = [c for c in analysis.SPEC_COLUMNS if c != "activation" and frame[c].nunique(dropna=False) > 1]
+    if any(c in varying for c in REGULARIZER_FIELDS):
+        varying = [c for c in varying if c not in REGULARIZER_FIELDS] + ["regularizer"]
+        frame = frame.assign(regularizer=_regularizers(frame, detailed))
+    setting = ["dataset", "model", *[c for c in varying if c not in ("dataset", "model")]]
+    per_panel = frame.groupby(["dataset", "model"])
+    labels = [c for c in setting[2:] if per_panel[c].nunique(dropna=False).max() > 1]
+    return setting, labels, detailed
+
+
+def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
+    """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
+    specs = load_suite(suite)
+    found = results.suite_runs(specs, store)
+    if found.runs.empty:
+        raise ReportError(
+            f"the store {store} has no runs of suite {suite!r} ({len(specs)} runs defined); "
+            f"run `python -m bench.run --suite {suite} --store {store}` first"
+        )
+    name = suite_path(suite).stem
+    setting, labels, detailed = _varying(results.spec_frame(specs))
+    ctx = Context(
+        suite=name,
+        description=suite_description(suite),
+        specs=specs,
+        runs=found.runs,
+        epochs=found.epochs,
+        layers=found.layers,
+        missing=found.missing,
+        other_runs=found.other_runs,
+        duplicates=found.duplicates,
+        command=command or f"python -m bench.run --suite {suite}",
+        out=Path(out) / name,
+        timing=timing,
+        setting_cols=setting,
+        label_cols=labels,
+        detailed_regularizers=detailed,
+    )
+    ctx.runs = ctx.with_regularizer(ctx.runs)
+    return ctx

@@ -1,0 +1,222 @@
+"""The report's markdown: cells, tables and the tables of its sections, from analysis DataFrames."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from bench.claims import Verdict
+
+CARD_COLUMNS = {
+    "name": "activation",
+    "family": "family",
+    "learnable": "learnable",
+    "range_min": "min f",
+    "range_max": "max f",
+    "f0": "f(0)",
+    "df0": "f'(0)",
+    "max_abs_df": "max |f'|",
+    "mean": "E f(z)",
+    "var": "Var f(z)",
+    "zero_centred": "zero-centred",
+    "gain": "gain",
+    "monotonic": "monotonic",
+    "continuous_df": "smooth f'",
+    "saturated_n01": "saturated N(0,1)",
+    "saturated_wide": "saturated wide",
+    "dead_region": "dead region",
+    "cost_vs_relu": "cost vs relu",
+}
+PACKAGES = (("actbench", "actbench_version"), ("torch", "torch_version"), ("python", "python_version"))
+
+
+def regularizer_label(weight_decay: float, dropout: float, augment: bool, detailed: bool = False) -> str:
+    """none, L2, dropout, augment, all (all three) or a '+' combination; ``detailed`` adds the values."""
+    parts = [
+        *([f"L2 {weight_decay:g}" if detailed else "L2"] if weight_decay > 0 else []),
+        *([f"dropout {dropout:g}" if detailed else "dropout"] if dropout > 0 else []),
+        *(["augment"] if augment else []),
+    ]
+    if not parts:
+        return "none"
+    return "all" if len(parts) == 3 and not detailed else "+".join(parts)
+
+
+def cell(value: object, spec: str = ".4g") -> str:
+    """A table cell: floats formatted, NaN/None as an empty cell, pipes escaped."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    if isinstance(value, float | np.floating):
+        return format(float(value), spec)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    """A GitHub markdown table of ``frame`` (index dropped); ``formats`` maps columns to format specs."""
+    formats = formats or {}
+    head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = [
+        "| " + " | ".join(cell(v, formats.get(c, ".4g")) for c, v in zip(frame.columns, row, strict=True)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([head, rule, *rows])
+
+
+def interval(
+    frame: pd.DataFrame, mean: str = "mean", low: str = "ci_low", high: str = "ci_high", spec: str = ".4f"
+) -> pd.Series:
+    """``mean [low, high]`` strings (no interval with one seed, empty without a mean)."""
+
+    def one(row: pd.Series) -> str:
+        if pd.isna(row[mean]):
+            return ""
+        ci = f" [{row[low]:{spec}}, {row[high]:{spec}}]" if pd.notna(row[low]) else ""
+        return f"{row[mean]:{spec}}{ci}"
+
+    return frame.apply(one, axis=1) if len(frame) else pd.Series(dtype=object)
+
+
+def duration(total: float) -> str:
+    """``1 h 16 min (4587 s)``."""
+    hours, rest = divmod(int(round(total)), 3600)
+    return f"{hours} h {rest // 60} min ({total:.0f} s)" if hours else f"{rest // 60} min {rest % 60} s ({total:.0f} s)"
+
+
+def values(runs: pd.DataFrame, column: str) -> str:
+    """The values of a recorded column as a header cell: one value, or each with its number of runs."""
+    if column not in runs.columns:
+        return "not recorded"
+    counts = runs[column].fillna("not recorded").astype(str).value_counts()
+    if len(counts) == 1:
+        return f"`{counts.index[0]}`"
+    listed = ", ".join(f"`{v}` ({n} runs)" for v, n in counts.items())
+    return f"**several:** {listed}"
+
+
+def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
+    """Command, code version, packages, machine, wall time and dates of ``runs``; ``written`` is the last row."""
+    shas = runs["git_sha"].dropna().unique() if "git_sha" in runs.columns else []
+    sha_note = " (results may mix code versions)" if len(shas) > 1 else ""
+    dirty = any(str(s).endswith("-dirty") for s in shas)
+    packages = ", ".join(f"{label} {values(runs, col)}" for label, col in PACKAGES)
+    wall = pd.to_numeric(runs.get("wall_seconds", pd.Series(dtype=float)), errors="coerce")
+    started = runs["started_at"].dropna().sort_values() if "started_at" in runs.columns else pd.Series(dtype=str)
+    dates = f"{started.iloc[0]} to {started.iloc[-1]} (run start times)" if len(started) else "not recorded"
+    rows = [
+        ("Command", f"`{command}`"),
+        ("Git SHA", values(runs, "git_sha") + sha_note + (" (uncommitted changes)" if dirty else "")),
+        ("Packages", packages),
+        ("Device", f"{values(runs, 'device')} {values(runs, 'device_name')}"),
+        ("Threads per run", values(runs, "threads")),
+        ("Executor, workers", f"{values(runs, 'executor')}, {values(runs, 'workers')}"),
+        ("Host", values(runs, "host")),
+        ("Wall time", f"{duration(float(np.nansum(wall)))}, sum of wall_seconds over {len(runs)} runs"),
+        ("Dates", dates),
+        ("Report", written),
+    ]
+    return markdown_table(pd.DataFrame(rows, columns=["", ""]))
+
+
+def accuracy_table(summary: pd.DataFrame) -> str:
+    """The final-test-accuracy summary with its interval; the best row's interval in bold."""
+    shown = summary.assign(
+        **{"test acc [95 % CI]": interval(summary)},
+        mark=summary["mark"].map({"best": "**best**", "tied": "tied"}).fillna(""),
+    )
+    shown.loc[summary["mark"].eq("best"), "test acc [95 % CI]"] = "**" + shown["test acc [95 % CI]"] + "**"
+    columns = ["setting", "activation", "n", "test acc [95 % CI]", "std", "n_diverged", "n_failed", "mark"]
+    return markdown_table(shown[columns], {"std": ".4f"})
+
+
+def best_lr_table(val: pd.DataFrame, test: pd.DataFrame, by: list[str]) -> str:
+    """Per setting (``by`` without lr) and activation, the lr with the best mean validation accuracy (``val``,
+    which has a ``setting`` column), the test accuracy there (``test``) and the bad runs over the whole lr grid."""
+    keys = [c for c in by if c != "lr"]
+    chosen = val[val["mean"].notna()].sort_values("mean", ascending=False).drop_duplicates(subset=keys)
+    chosen = chosen.merge(test, on=by, suffixes=("_val", ""))
+    bad = val.groupby(keys, dropna=False)[["n_diverged", "n_failed"]].sum().reset_index()
+    chosen = chosen.drop(columns=["n_diverged", "n_failed"]).merge(bad, on=keys, how="left")
+    chosen = chosen.sort_values(["setting", "mean"], ascending=[True, False])
+    shown = chosen.assign(**{"val acc": chosen["mean_val"], "test acc [95 % CI]": interval(chosen)})
+    columns = ["setting", "activation", "lr", "val acc", "test acc [95 % CI]", "n_diverged", "n_failed"]
+    return markdown_table(shown[columns], {"lr": "g", "val acc": ".4f"})
+
+
+def verdicts_markdown(verdicts: list[Verdict]) -> str:
+    """The claim verdicts: an overview table, then each claim's experiment, numbers and verdict."""
+    overview = pd.DataFrame([{"#": v.number, "claim": v.claim, "verdict": f"**{v.verdict}**"} for v in verdicts])
+    parts = [
+        "## Verdicts",
+        "",
+        "Each claim, tested on this suite's runs. Numbers are means over seeds with [min, max]; a difference counts "
+        "only if it has the same sign in every seed (runs are paired by seed). Diverged runs are counted in "
+        "*runs ok*, never averaged. *depends* says on what.",
+        "",
+        markdown_table(overview),
+        "",
+    ]
+    for v in verdicts:
+        parts += [
+            f"### {v.number}. {v.claim[0].upper()}{v.claim[1:]}",
+            "",
+            f"**Experiment.** {v.experiment}",
+            "",
+            markdown_table(v.table),
+            "",
+            f"**Verdict: {v.verdict}.** {v.reason}",
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def paired_table(tests: pd.DataFrame) -> str:
+    """The paired tests against the baseline (with a ``setting`` column)."""
+    columns = ["setting", "activation", "n_pairs", "mean_diff", "sd_diff", "d_z", "p_value", "p_holm", "better"]
+    formats = {"mean_diff": "+.4f", "sd_diff": ".4f", "d_z": ".2f", "p_value": ".3g", "p_holm": ".3g"}
+    return markdown_table(tests[columns], formats)
+
+
+def failures_table(bad: pd.DataFrame) -> str:
+    """Each diverged or failed run (with a ``setting`` column) and its error."""
+    if "diverged_epoch" not in bad.columns:
+        bad = bad.assign(diverged_epoch=np.nan)
+    columns = ["key", "setting", "activation", "seed", "status", "diverged_epoch", "error"]
+    return markdown_table(bad[columns], {"diverged_epoch": ".0f"})
+
+
+def cards_table(cards: pd.DataFrame, timing: bool) -> str:
+    """The activations' property cards; the cost column only when it was measured."""
+    columns = [c for c in CARD_COLUMNS if timing or c != "cost_vs_relu"]
+    return markdown_table(cards[columns].rename(columns=CARD_COLUMNS), {c: ".3g" for c in CARD_COLUMNS.values()})
+
+
+def gap_table(gap: pd.DataFrame, test: pd.DataFrame, by: list[str]) -> str:
+    """Train minus test accuracy per configuration (``gap``, with ``setting`` and ``regularizer`` columns) beside
+    the final test accuracy (``test``)."""
+    table = gap.merge(test[[*by, "mean", "ci_low", "ci_high"]], on=by, suffixes=("", "_test"))
+    shown = table.assign(
+        **{
+            "train - test acc [95 % CI]": interval(table),
+            "test acc [95 % CI]": interval(table, "mean_test", "ci_low_test", "ci_high_test"),
+        }
+    )
+    columns = ["setting", "activation", "regularizer", "n", "train - test acc [95 % CI]", "test acc [95 % CI]"]
+    return markdown_table(shown[columns])
+
+
+def target_table(summary: pd.DataFrame) -> str:
+    """Epochs and training seconds to the validation-accuracy target, per configuration of a
+    ``time_to_target_summary`` table with ``setting`` and ``target`` columns."""
+    shown = summary.assign(
+        reached=[f"{r}/{n}" for r, n in zip(summary["n_reached"], summary["n_runs"], strict=True)],
+        **{
+            "epochs [95 % CI]": interval(summary, "epoch_mean", "epoch_ci_low", "epoch_ci_high", ".2f"),
+            "train seconds [95 % CI]": interval(summary, "seconds_mean", "seconds_ci_low", "seconds_ci_high", ".1f"),
+        },
+    )
+    columns = ["setting", "target", "activation", "reached", "epochs [95 % CI]", "train seconds [95 % CI]"]
+    return markdown_table(shown[columns], {"target": ".4f"})
