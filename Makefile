@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
+	$(PY) -m pip install --quiet -e '.[dev,ray,parquet,tensorboard]'
 	touch $(STAMP)
 
 lint: install
@@ -26,9 +26,10 @@ cards: install
 SUITE ?= default
 STORE ?= results/actbench.sqlite
 
-# Train the suite (resumable: runs already in the store are skipped), then build reports/$(SUITE).
+# Train the suite (resumable: runs already in the store are skipped), then build reports/$(SUITE). Datasets missing
+# from the data folder (ACTBENCH_DATA, else ~/.cache/actbench/data) are downloaded where there is a network.
 bench: install
-	$(PY) -m bench.run --suite $(SUITE) --store $(STORE)
+	$(PY) -m bench.run --suite $(SUITE) --store $(STORE) --download
 	$(PY) -m bench.report --suite $(SUITE) --store $(STORE) --command "make bench SUITE=$(SUITE)"
 
 # Rebuild a report from the store without training.

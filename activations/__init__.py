@@ -11,15 +11,25 @@ from typing import Any
 
 from activations.errors import InputError
 
+FAMILIES = (
+    "sigmoid-like",
+    "rectifier",
+    "exponential",
+    "smooth-gated",
+    "periodic",
+    "bounded-piecewise",
+    "other",
+)
+SOURCES = ("builtin", "custom", "plugin")  # where an activation comes from (its registration)
+
 _FROM = {
     **dict.fromkeys(["Card", "card", "f_and_df"], "activations.properties"),
     **dict.fromkeys(
         [
             "ENTRY_POINT_GROUP",
-            "FAMILIES",
-            "SOURCES",
             "ActivationInfo",
             "canonical",
+            "check",
             "create",
             "format_spec",
             "info",
@@ -33,7 +43,7 @@ _FROM = {
     ),
 }
 
-__all__ = ["InputError", *_FROM]
+__all__ = ["FAMILIES", "InputError", "SOURCES", *_FROM]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import activations
@@ -15,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m activations",
         description="Print the property card of registered activations, computed numerically from each function.",
         epilog="Columns: mean/var/gain under z ~ N(0,1) (gain keeps a layer's output variance); saturated_* is the "
-        "fraction of inputs with |f'| < 1%% of its maximum under N(0,1) and N(0, 22.4^2); cost_vs_relu is "
+        "fraction of inputs with |f'| < 1% of its maximum under N(0,1) and N(0, 22.4^2); cost_vs_relu is "
         "forward+backward time over ReLU's on a 4M-element tensor.",
     )
     parser.add_argument(
@@ -38,7 +37,7 @@ def _body(args: argparse.Namespace) -> int:
     table = pd.DataFrame(cards)
     if args.json:
         for row in cards:
-            print(json.dumps(row))
+            print(errors.json_line(row))
     elif args.csv:
         table.to_csv(sys.stdout, index=False)
     else:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
+import math
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable
-from typing import NoReturn
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, NoReturn
 
 
 class InputError(ValueError):
@@ -34,11 +38,21 @@ def choose(kind: str, value: object, valid: Iterable[str], error: type[InputErro
     raise error(f"unknown {kind} {value!r}{hint} (valid: {', '.join(valid)})")
 
 
+def package_version() -> str:
+    try:
+        return version("actbench")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with ``--debug``, and a usage error as one line on stderr with exit status 2."""
+    """argparse with ``--version`` and ``--debug``, and a usage error as one line on stderr with exit status 2."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # "-1e-3" is a value (which the spec then rejects with a reason), not an unknown option
+        self._negative_number_matcher = re.compile(r"^-\d*\.?\d+([eE][-+]?\d+)?$")
+        self.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
         self.add_argument("--debug", action="store_true", help="show tracebacks")
 
     def error(self, message: str) -> NoReturn:
@@ -67,3 +81,9 @@ def main(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
             raise
         print(f"error: {type(exc).__name__}: {exc} (--debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def json_line(row: dict[str, Any]) -> str:
+    """One row as a line of valid JSON: NaN and infinities (which JSON has no words for) become null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+    return json.dumps(clean, allow_nan=False, default=str)

@@ -19,20 +19,12 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+import torch
 import torch.nn as nn
 
+from activations import FAMILIES, SOURCES
 from activations.errors import InputError
 
-FAMILIES = (
-    "sigmoid-like",
-    "rectifier",
-    "exponential",
-    "smooth-gated",
-    "periodic",
-    "bounded-piecewise",
-    "other",
-)
-SOURCES = ("builtin", "custom", "plugin")
 ENTRY_POINT_GROUP = "actbench.activations"
 
 _HEAD = re.compile(r"^[A-Za-z_][\w.-]*(:[A-Za-z_]\w*)?$")
@@ -333,3 +325,34 @@ def names(family: str | None = None, source: str | None = None) -> list[str]:
         for n, meta in _REGISTRY.items()
         if (family is None or meta.family == family) and (source is None or meta.source == source)
     )
+
+
+CHECK_BATCH = (16, 840)  # a standard-normal batch; 840 is divisible by every small maxout k
+
+
+def check(spec: str) -> None:
+    """Build ``spec`` and run it once on a standard-normal batch, before any training: InputError naming the spec
+    if it cannot be built, raises, changes the batch's shape unlike its width factor says, or returns NaN/inf."""
+    try:
+        module = create(spec)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"activation {spec!r} cannot be built: {type(exc).__name__}: {exc}") from None
+    rows, width = CHECK_BATCH
+    x = torch.randn(rows, width, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except Exception as exc:
+        raise InputError(f"activation {spec!r} fails on a standard-normal batch: {type(exc).__name__}: {exc}") from None
+    want = (rows, round(width * width_factor(module)))
+    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+    if got != want:
+        raise InputError(
+            f"activation {spec!r} turns a {rows}x{width} batch into {got}, expected {want[0]}x{want[1]} "
+            "(an activation that changes the width declares it: a width_factor attribute)"
+        )
+    if not torch.isfinite(y).all():
+        bad = int((~torch.isfinite(y)).sum())
+        raise InputError(f"activation {spec!r} returns NaN or infinity for {bad} of {y.numel()} standard-normal inputs")

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 from activations.errors import InputError
-from bench import train
+from bench import loop
 from bench.config import RunSpec
 
 MAX_RETRIES = 3  # Ray retries a task this many times when its worker process dies
@@ -40,11 +40,11 @@ def check(threads: int, gpus_per_run: float, address: str | None = None):
     return ray
 
 
-def _task(spec: RunSpec, data_dir: str | None, download: bool, threads: int) -> train.RunResult:
+def _task(spec: RunSpec, data_dir: str | None, download: bool, threads: int) -> loop.RunResult:
     import torch
 
     torch.set_num_threads(threads)
-    return train.attempt(spec, data_dir, download=download)
+    return loop.attempt(spec, data_dir, download=download)
 
 
 def run(
@@ -55,7 +55,7 @@ def run(
     address: str | None,
     threads: int,
     gpus_per_run: float,
-) -> Iterator[train.RunResult]:
+) -> Iterator[loop.RunResult]:
     """Yield each run's result as its Ray task finishes; closing the generator cancels the rest.
 
     Joins the cluster at ``address``, or starts a local Ray instance with this machine's cores (unless Ray
@@ -98,7 +98,7 @@ def run(
             except InputError as exc:  # bad input inside a task (Ray's error subclasses it): stop as locally
                 raise InputError(str(getattr(exc, "cause", exc))) from None
             except Exception as exc:  # the worker died MAX_RETRIES + 1 times, or Ray itself failed
-                yield train.failed(spec, exc)
+                yield loop.failed(spec, exc)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

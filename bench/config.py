@@ -127,6 +127,7 @@ class RunSpec:
         choose("dtype", self.dtype, DTYPES, ConfigError)
         choose("amp", self.amp, AMPS, ConfigError)
         from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
+
         set_("activation", activations.canonical(self.activation))
         set_("hidden", _widths("hidden", self.hidden) or DEFAULT_HIDDEN[self.model])
         channels = _widths("channels", self.channels) or DEFAULT_CHANNELS.get(self.model, ())
@@ -253,10 +254,12 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> li
     grids = doc.pop("grid", [{}])
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
         raise ConfigError(f"suite {str(path)!r}: [[grid]] must be an array of tables")
+    overrides = overrides or {}
+    replaced = {"seed", "seeds"} if {"seed", "seeds"} & set(overrides) else set()  # --seed replaces seeds, and back
     specs: list[RunSpec] = []
     for i, grid in enumerate(grids, start=1):
         try:
-            specs += expand({**doc, **grid, **(overrides or {})})
+            specs += expand({**{k: v for k, v in {**doc, **grid}.items() if k not in replaced}, **overrides})
         except ConfigError as exc:
             where = f" grid {i}" if len(grids) > 1 else ""
             raise ConfigError(f"suite {str(path)!r}{where}: {exc}") from None

@@ -257,7 +257,7 @@ def _download(key: str, root: Path, folder: Path) -> None:
     except Exception as exc:
         raise DataError(
             f"downloading {key} into {folder} failed ({_reason(exc)}): check the internet connection, "
-            f"or fetch {', '.join(source.files)} into {folder} yourself"
+            f"or fetch {', '.join(source.files)} into {folder} yourself, or set ${ENV_VAR} to a folder that has them"
         ) from exc
 
 

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -26,8 +27,8 @@ from typing import IO
 
 from tqdm import tqdm
 
-from activations.errors import InputError
-from bench import cluster, train
+from activations.errors import InputError, choose
+from bench import cluster, loop
 from bench.config import RunSpec, Status
 from bench.store import Store
 
@@ -50,12 +51,19 @@ class Summary:
         return sum(r["status"] == status for r in self.records)
 
     def line(self) -> str:
+        failed = [label(r) for r in self.records if r["status"] == Status.FAILED]
         return (
             f"{self.total} runs: {len(self.records)} trained ({self.count(Status.OK)} ok, "
             f"{self.count(Status.DIVERGED)} diverged, {self.count(Status.FAILED)} failed), "
             f"{self.skipped} already in the store"
             + (f", {self.elsewhere} being trained by another process" if self.elsewhere else "")
+            + (f"; failed: {', '.join(failed)} (their errors: python -m bench.export)" if failed else "")
         )
+
+
+def label(record: dict) -> str:
+    """A record's run as ``RunSpec.label`` writes it."""
+    return f"{record['activation']} {record['model']}/{record['dataset']} seed={record['seed']}"
 
 
 def usable_cpus() -> int:
@@ -149,20 +157,28 @@ _events = None  # the worker's queue of epoch events to the driver (set by _star
 
 
 def _start_worker(threads: int, events) -> None:
-    """Pool initializer: torch threads once per worker; Ctrl-C is the driver's to handle, not the workers'."""
+    """Pool initializer: torch threads once per worker; Ctrl-C is the driver's to handle, not the workers'; a worker
+    whose driver died (kill -9) ends itself, since nothing would collect its results."""
     import torch
 
     global _events
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _events = events
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
 
 
-def _work(spec: RunSpec, data_dir: str | None, download: bool) -> train.RunResult:
+def _end_with(driver: int) -> None:
+    while os.getppid() == driver:
+        time.sleep(1)
+    os._exit(1)
+
+
+def _work(spec: RunSpec, data_dir: str | None, download: bool) -> loop.RunResult:
     def on_epoch(epoch: int, metrics: dict) -> None:
         _events.put((spec.key, epoch, metrics))
 
-    return train.attempt(spec, data_dir, download=download, on_epoch=on_epoch)
+    return loop.attempt(spec, data_dir, download=download, on_epoch=on_epoch)
 
 
 class Progress:
@@ -209,8 +225,7 @@ class Progress:
         left = (time.perf_counter() - self.tic) / self.done * (self.total - self.done)
         acc, seconds = record.get("test_acc", math.nan), record.get("wall_seconds", math.nan)
         self.say(
-            f"[{self.done}/{self.total}] {record['status']:>8}  {record['activation']} {record['model']}/"
-            f"{record['dataset']} seed={record['seed']}  test_acc={acc:.4f}  {seconds:.1f}s"
+            f"[{self.done}/{self.total}] {record['status']:>8}  {label(record)}  test_acc={acc:.4f}  {seconds:.1f}s"
             + (f"  ({record['error']})" if record.get("error") else "")
             + (f"  ~{left / 60:.0f} min left" if self.done < self.total else "")
         )
@@ -229,6 +244,11 @@ def _drain(events, progress: Progress) -> None:
             return
 
 
+def _died(future: cf.Future) -> bool:
+    """Whether a settled run's worker process died under it (or the run never started in a pool that broke)."""
+    return future.cancelled() or isinstance(future.exception(), cf.process.BrokenProcessPool)
+
+
 def _pool(
     specs: list[RunSpec],
     claim: Claim,
@@ -237,7 +257,7 @@ def _pool(
     workers: int,
     threads: int,
     progress: Progress,
-) -> Iterator[train.RunResult]:
+) -> Iterator[loop.RunResult]:
     """Yield each run's result as a worker finishes it. A run in flight when a worker process died is trained again
     alone (nothing else in flight), so a second death is its own: then it is recorded ``failed``."""
     context = multiprocessing.get_context("spawn")
@@ -276,21 +296,21 @@ def _pool(
                 continue
             done, _ = cf.wait(flight, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             _drain(events, progress)
-            broken = False
+            broken = any(_died(f) for f in done)
+            if broken:  # a worker died: the pool is unusable, and every run in flight is settled by its shutdown
+                pool.shutdown(wait=True, cancel_futures=True)
+                done = set(flight)
             for future in done:
                 spec = flight.pop(future)
                 slots.give(spec.key)
-                try:
-                    yield future.result()
-                except cf.process.BrokenProcessPool as exc:
-                    broken = True
-                    if alone:
-                        yield train.failed(spec, RuntimeError(f"its worker process died twice ({exc})"))
-                    else:
-                        suspects.append(spec)
+                if not _died(future):
+                    yield future.result()  # a finished run; bad input inside a worker raises here and stops the suite
+                elif alone:
+                    yield loop.failed(spec, RuntimeError("its worker process died twice (killed, or a crash)"))
+                else:
+                    suspects.append(spec)
             alone = alone and bool(flight)  # a suspect that finished frees the pool for the others
             if broken:
-                pool.shutdown(wait=True, cancel_futures=True)
                 pool, alone = new_pool(), False
     finally:
         for process in list(getattr(pool, "_processes", {}).values()):  # Ctrl-C, or an error that stops the suite
@@ -301,8 +321,7 @@ def _pool(
 
 def check(executor: str, threads: int = 1, workers: int | None = None, gpus_per_run: float = 0.25, ray_address=None):
     """InputError for an unknown executor, bad worker or thread counts, bad Ray resources or an unreachable head."""
-    if executor not in EXECUTORS:
-        raise InputError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    choose("executor", executor, EXECUTORS)
     if threads < 1 or (workers is not None and workers < 1):
         raise InputError(f"--workers and --threads-per-run must be at least 1, got {workers} and {threads}")
     if executor == "ray":

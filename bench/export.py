@@ -7,12 +7,13 @@ For analysis outside actbench (a notebook, R, a spreadsheet). The store is opene
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 from activations.errors import InputError, Parser
 from activations.errors import main as run_main
-from bench.store import DEFAULT_PATH, Store
+from bench.store import DEFAULT_PATH
 
 DEFAULT_OUT = Path("results/export")
 FORMATS = ("csv", "parquet")
@@ -22,8 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m bench.export``."""
     parser = Parser(
         prog="python -m bench.export",
-        description="Export the results store as three long-format tables: runs (one row per run, every record "
-        "field), epochs (key, epoch, split, metric, value) and layers (key, epoch, layer, name, metric, value).",
+        description="Export the results store as three tables: runs (one row per run, every record field), epochs "
+        "(activation, dataset, model, init, optimizer, lr, seed, key, epoch, split, metric, value) and layers (the "
+        "same settings, key, epoch, layer, name, metric, value).",
     )
     parser.add_argument(
         "--store", type=Path, default=DEFAULT_PATH, help=f"SQLite store to read (default: {DEFAULT_PATH})"
@@ -35,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=FORMATS,
         default="csv",
-        help="csv (default) or parquet (needs pyarrow: pip install pyarrow)",
+        help="csv (default) or parquet (needs the parquet extra: pip install -e '.[parquet]')",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        metavar="DIR",
+        help="also write every run's curves as TensorBoard scalars into DIR, one run per readable name "
+        "(needs the tensorboard extra: pip install -e '.[tensorboard]'; default: not written)",
     )
     return parser
 
@@ -48,9 +57,16 @@ def export(store_path: Path, out: Path, fmt: str = "csv") -> dict[Path, int]:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise InputError("--format parquet needs pyarrow: pip install pyarrow (or use --format csv)") from None
-    with Store(store_path, readonly=True) as store:
-        tables = {"runs": store.runs(), "epochs": store.epochs(), "layers": store.layers()}
+            raise InputError(
+                "--format parquet needs pyarrow: pip install -e '.[parquet]' (or use --format csv)"
+            ) from None
+    from bench import frames  # pandas: not needed for --help
+
+    tables = {
+        "runs": frames.runs(store_path),
+        "epochs": frames.curves(store_path),
+        "layers": frames.curves(store_path, True),
+    }
     try:
         out.mkdir(parents=True, exist_ok=True)
         written = {}
@@ -66,9 +82,41 @@ def export(store_path: Path, out: Path, fmt: str = "csv") -> dict[Path, int]:
     return written
 
 
+def run_name(run: dict) -> str:
+    """A run's TensorBoard folder: its readable settings (``activation=elu,dataset=mnist,...``), then its key."""
+    from bench.frames import FIRST
+
+    name = ",".join(f"{k}={run[k]}" for k in FIRST if k in run and run[k] == run[k])  # NaN != NaN: left out
+    return re.sub(r"[^\w.,=()+-]+", "_", name) + f" {run['key']}"
+
+
+def tensorboard(store_path: Path, out: Path) -> int:
+    """Every run's per-epoch curves as TensorBoard scalars (``split/metric`` at step ``epoch``), one folder per run
+    under ``out`` named by :func:`run_name`, so runs can be filtered and overlaid by name; returns the run count."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError("--tensorboard needs TensorBoard: pip install -e '.[tensorboard]'") from None
+    from bench import frames
+
+    runs, curves = frames.runs(store_path), frames.curves(store_path)
+    by_key = dict(tuple(curves.groupby("key")))
+    for run in runs.to_dict("records"):
+        with SummaryWriter(log_dir=str(out / run_name(run))) as writer:
+            for row in by_key.get(run["key"], curves.iloc[:0]).itertuples():
+                writer.add_scalar(f"{row.split}/{row.metric}", row.value, row.epoch)
+    return len(runs)
+
+
 def _body(args: argparse.Namespace) -> int:
     for path, rows in export(args.store, args.out, args.format).items():
         print(f"{path}: {rows} rows", file=sys.stderr)
+    if args.tensorboard:
+        n = tensorboard(args.store, args.tensorboard)
+        print(
+            f"{args.tensorboard}: {n} runs as TensorBoard scalars (tensorboard --logdir {args.tensorboard})",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
 from activations import errors
-from bench import data, executors, train
+from bench import data, executors, loop
 from bench.config import RunSpec
 
 
@@ -44,7 +44,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
 
 def flops_per_sample(spec: RunSpec, splits: data.Splits, batch: int = 128) -> float:
     """Forward+backward FLOPs of one training sample, counted by torch."""
-    model = train.build_model(spec, splits)
+    model = loop.build_model(spec, splits)
     x, y = data.batch(splits, torch.arange(batch), False, None)
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -62,7 +62,7 @@ def textbook(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
         else torchvision.datasets.FashionMNIST(str(data_dir), train=True, transform=transform, download=False)
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=True, num_workers=0)
-    model = train.build_model(spec, splits)
+    model = loop.build_model(spec, splits)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
     seen, tic = 0, time.perf_counter()
     for step, (x, y) in enumerate(loader):
@@ -78,7 +78,7 @@ def textbook(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
     return seen / (time.perf_counter() - tic)
 
 
-def _last_epoch_rate(result: train.RunResult, n_train: int) -> float:
+def _last_epoch_rate(result: loop.RunResult, n_train: int) -> float:
     """Samples per second in a run's last epoch (the first one carries the warm-up)."""
     rows = [r for r in result.epochs if r["metric"] == "seconds"]
     return n_train / max(rows, key=lambda r: r["epoch"])["value"]
@@ -89,7 +89,7 @@ def harness(spec: RunSpec, data_dir: Path, barrier=None) -> float:
     n_train = len(data.load(spec.dataset, data_dir).train_x)
     if barrier is not None:
         barrier.wait()  # the pool's workers start training together, so that their epochs overlap
-    return _last_epoch_rate(train.run(dataclasses.replace(spec, epochs=2), data_dir), n_train)
+    return _last_epoch_rate(loop.run(dataclasses.replace(spec, epochs=2), data_dir), n_train)
 
 
 def _pool_worker(spec: RunSpec, data_dir: Path, barrier) -> float:
@@ -112,7 +112,7 @@ def gemm_ceiling(spec: RunSpec, splits: data.Splits, repeats: int = 200) -> floa
     the harness's batch size. What the harness reaches beyond this ceiling is impossible; what it lacks is time
     spent outside the matmuls.
     """
-    model = train.build_model(spec, splits)
+    model = loop.build_model(spec, splits)
     shapes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
     b = spec.batch_size
     tensors = [(torch.randn(b, i), torch.randn(o, i), torch.randn(b, o)) for i, o in shapes]
@@ -130,7 +130,11 @@ def gemm_ceiling(spec: RunSpec, splits: data.Splits, repeats: int = 200) -> floa
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = errors.Parser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
+    parser = errors.Parser(
+        prog="python -m bench.perf",
+        description="Training samples/s of each path (textbook DataLoader loop, the harness in one process with all "
+        "threads, the worker pool, the matmuls-only ceiling), measured in turn over --rounds rounds, warm-up excluded.",
+    )
     parser.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA)")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn (default mlp,cnn)")
     parser.add_argument("--workers", type=int, help="processes of the pool path (default: the usable CPU cores)")

@@ -1,6 +1,6 @@
 """``python -m bench.report --suite NAME``: a suite's runs rendered as README.md, seaborn figures and CSV files.
 
-Reads only the suite's runs (:mod:`bench.results`), takes every number from :mod:`bench.analysis` and writes
+Reads only the suite's runs (:mod:`bench.frames`), takes every number from :mod:`bench.analysis` and writes
 ``reports/<suite>/README.md``, ``figures/*.png`` (:mod:`bench.report_figures`), ``results.csv`` (one row per run)
 and ``summary.csv`` (one row per configuration). The README is a list of sections (:data:`SECTIONS`): each is a
 function of a :class:`~bench.report_context.Context` returning markdown ("" = nothing to show), its tables from
@@ -21,7 +21,7 @@ import seaborn as sns
 
 import activations
 from activations import errors
-from bench import analysis, claims, provenance, results
+from bench import analysis, claims, frames, provenance
 from bench import report_figures as figures
 from bench import report_tables as tables
 from bench.config import Status
@@ -65,7 +65,7 @@ def section_coverage(ctx: Context) -> str:
             f"**{missing} of the suite's {total} runs are missing from the store**: this report covers "
             f"{total - missing} runs ({counts}). Run `{ctx.command}` again to complete it (finished runs are skipped)."
         )
-        listed = results.spec_frame(ctx.missing[:MAX_LISTED])
+        listed = frames.spec_frame(ctx.missing[:MAX_LISTED])
         listed["setting"] = ctx.label(listed)
         more = f"\n\n... and {missing - MAX_LISTED} more." if missing > MAX_LISTED else ""
         table = tables.markdown_table(listed[["key", "setting", "activation", "seed"]])
@@ -379,7 +379,7 @@ SECTIONS: tuple[Section, ...] = (
 
 def build(
     suite: str,
-    store: str | Path = results.DEFAULT_PATH,
+    store: str | Path = frames.DEFAULT_PATH,
     out: str | Path = "reports",
     command: str | None = None,
     timing: bool = True,
@@ -405,7 +405,7 @@ def build_parser() -> errors.Parser:
         "a suite in the store.",
     )
     p.add_argument("--suite", required=True, help="a suite name from bench/suites or a .toml file")
-    p.add_argument("--store", default=str(results.DEFAULT_PATH), help=f"SQLite store (default {results.DEFAULT_PATH})")
+    p.add_argument("--store", default=str(frames.DEFAULT_PATH), help=f"SQLite store (default {frames.DEFAULT_PATH})")
     p.add_argument("--out", default="reports", help="reports folder (default reports/)")
     p.add_argument("--command", help="the command that produced the runs (default: python -m bench.run --suite NAME)")
     p.add_argument("--no-timing", action="store_true", help="skip measuring each activation's cost relative to ReLU")

@@ -1,4 +1,4 @@
-"""What a report page is built from: a suite's runs (from :mod:`bench.results`) and how its settings are named."""
+"""What a report page is built from: a suite's runs (from :mod:`bench.frames`) and how its settings are named."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from activations.errors import InputError
-from bench import analysis, report_figures, results
+from bench import analysis, frames, report_figures
 from bench.config import RunSpec, load_suite, suite_description, suite_path
 from bench.report_tables import cell, regularizer_label
 
@@ -116,14 +116,14 @@ def _varying(frame: pd.DataFrame) -> tuple[list[str], list[str], bool]:
 def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
     """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
     specs = load_suite(suite)
-    found = results.suite_runs(specs, store)
+    found = frames.suite_runs(specs, store)
     if found.runs.empty:
         raise ReportError(
             f"the store {store} has no runs of suite {suite!r} ({len(specs)} runs defined); "
             f"run `python -m bench.run --suite {suite} --store {store}` first"
         )
     name = suite_path(suite).stem
-    setting, labels, detailed = _varying(results.spec_frame(specs))
+    setting, labels, detailed = _varying(frames.spec_frame(specs))
     ctx = Context(
         suite=name,
         description=suite_description(suite),

@@ -105,6 +105,9 @@ def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
     packages = ", ".join(f"{label} {values(runs, col)}" for label, col in PACKAGES)
     wall = pd.to_numeric(runs.get("wall_seconds", pd.Series(dtype=float)), errors="coerce")
     started = runs["started_at"].dropna().sort_values() if "started_at" in runs.columns else pd.Series(dtype=str)
+    starts = pd.to_datetime(runs.get("started_at", pd.Series(dtype=str)), errors="coerce", utc=True)
+    elapsed = ((starts + pd.to_timedelta(wall, unit="s")).max() - starts.min()).total_seconds()
+    span = f"{duration(elapsed)} from the first run's start to the last run's end; " if elapsed == elapsed else ""
     dates = f"{started.iloc[0]} to {started.iloc[-1]} (run start times)" if len(started) else "not recorded"
     rows = [
         ("Command", f"`{command}`"),
@@ -114,7 +117,7 @@ def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
         ("Threads per run", values(runs, "threads")),
         ("Executor, workers", f"{values(runs, 'executor')}, {values(runs, 'workers')}"),
         ("Host", values(runs, "host")),
-        ("Wall time", f"{duration(float(np.nansum(wall)))}, sum of wall_seconds over {len(runs)} runs"),
+        ("Wall time", f"{span}{duration(float(np.nansum(wall)))} summed over {len(runs)} runs (run side by side)"),
         ("Dates", dates),
         ("Report", written),
     ]

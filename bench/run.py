@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
+from pathlib import Path
 from typing import Any
 
+import activations
 from activations import errors
-from bench import data, init, models, optim
-from bench.config import DEVICES, FIELDS, ConfigError, RunSpec, expand, load_suite
-from bench.executors import EXECUTORS, check, execute
+from bench.config import DEVICES, FIELDS, ConfigError, RunSpec, Status, expand, harness_names, load_suite
 from bench.store import DEFAULT_PATH, Store
+
+NAMES = "--list shows the valid names"  # the name tables live with their torch code: --help does not load them
 
 EXAMPLES = """\
 examples:
@@ -60,40 +60,49 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="activation spec, repeatable or comma-separated: elu, 'elu(alpha=0.5)', pkg.module:Class",
     )
-    what.add_argument("--dataset", metavar="NAMES", help=f"{', '.join(data.DATASETS)}")
-    what.add_argument("--model", metavar="NAMES", help=f"{', '.join(models.MODELS)}")
+    what.add_argument("--dataset", metavar="NAMES", help=f"dataset(s) (default mnist; {NAMES})")
+    what.add_argument("--model", metavar="NAMES", help=f"network(s) (default mlp; {NAMES})")
     what.add_argument("--hidden", metavar="WIDTHS", help="dense hidden widths, e.g. 512,256 (default: the model's)")
     what.add_argument("--channels", metavar="WIDTHS", help="cnn conv widths, e.g. 32,64 (default 16,32)")
     what.add_argument(
-        "--init", metavar="NAMES", help=f"{', '.join(init.INITS)} (auto: the activation's variance-keeping gain)"
+        "--init",
+        metavar="NAMES",
+        help=f"initializer(s) (default auto: the activation's variance-keeping gain; {NAMES})",
     )
     what.add_argument("--bias-init", metavar="X", help="bias value (default 0)")
-    what.add_argument("--batch-norm", action="store_const", const="true", help="batch norm before each activation")
+    what.add_argument(
+        "--batch-norm", action="store_const", const="true", help="batch norm before each activation (default off)"
+    )
     how = p.add_argument_group("how to train")
-    how.add_argument("--optimizer", metavar="NAMES", help=f"{', '.join(optim.OPTIMIZERS)}")
-    how.add_argument("--lr", metavar="X", help="learning rate(s), e.g. 1e-3 or 1e-3,1e-2")
+    how.add_argument("--optimizer", metavar="NAMES", help=f"optimizer(s) (default adam; {NAMES})")
+    how.add_argument("--lr", metavar="X", help="learning rate(s), e.g. 1e-3 or 1e-3,1e-2 (default 1e-3)")
     how.add_argument("--momentum", metavar="X", help="for the momentum optimizer (default 0.9)")
-    how.add_argument("--nesterov", action="store_const", const="true", help="Nesterov momentum")
-    how.add_argument("--schedule", metavar="NAMES", help=f"{', '.join(optim.SCHEDULES)} (default cosine)")
-    how.add_argument("--batch-size", metavar="N")
-    how.add_argument("--epochs", metavar="N")
-    how.add_argument("--loss", metavar="NAMES", help=f"{', '.join(optim.LOSSES)}")
+    how.add_argument("--nesterov", action="store_const", const="true", help="Nesterov momentum (default off)")
+    how.add_argument("--schedule", metavar="NAMES", help=f"learning-rate schedule(s) (default cosine; {NAMES})")
+    how.add_argument("--batch-size", metavar="N", help="examples per step (default 128)")
+    how.add_argument("--epochs", metavar="N", help="passes over the training set (default 10)")
+    how.add_argument("--loss", metavar="NAMES", help=f"loss(es) (default cross_entropy; {NAMES})")
     how.add_argument("--seeds", metavar="N", type=int, help="seeds 0..N-1 (default: seed 0)")
     how.add_argument("--seed", metavar="LIST", help="explicit seeds, e.g. 0,1,2")
     reg = p.add_argument_group("regularizers")
-    reg.add_argument("--weight-decay", metavar="X", help="L2 on weights (never biases or norm parameters)")
+    reg.add_argument("--weight-decay", metavar="X", help="L2 on weights, never biases or norm parameters (default 0)")
     reg.add_argument(
         "--decay-act-params",
         action="store_const",
         const="true",
-        help="also apply weight decay to an activation's learnable parameters",
+        help="also apply weight decay to an activation's learnable parameters (default off)",
     )
-    reg.add_argument("--dropout", metavar="P", help="dropout after each dense hidden activation")
+    reg.add_argument("--dropout", metavar="P", help="dropout after each dense hidden activation (default 0)")
     reg.add_argument(
-        "--augment", action="store_const", const="true", help="shifts/rotations (digits), crop+flip (CIFAR)"
+        "--augment",
+        action="store_const",
+        const="true",
+        help="shifts/rotations (digits), crop+flip (CIFAR) (default off)",
     )
     reg.add_argument(
-        "--patience", metavar="N", help="early stopping after N epochs without a better validation accuracy"
+        "--patience",
+        metavar="N",
+        help="early stopping after N epochs without a better validation accuracy (default 0: off)",
     )
     where = p.add_argument_group("where")
     where.add_argument(
@@ -101,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--dtype", metavar="NAME", help="float32 (default) or float64")
     where.add_argument("--amp", metavar="NAME", help="bf16 autocast on CUDA (default none)")
-    where.add_argument("--compile", action="store_const", const="true", help="torch.compile the model")
+    where.add_argument("--compile", action="store_const", const="true", help="torch.compile the model (default off)")
     where.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA, else ~/.cache/actbench/data)")
-    where.add_argument("--download", action="store_true", help="download missing datasets into the data folder")
+    where.add_argument(
+        "--download", action="store_true", help="download missing datasets into the data folder (default off)"
+    )
     where.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store (default {DEFAULT_PATH})")
     where.add_argument(
-        "--executor", default="local", choices=EXECUTORS, help="local (a pool of worker processes, default) or ray"
+        "--executor", default="local", help="local (a pool of worker processes; the default) or ray (Ray tasks)"
     )
     where.add_argument(
         "--workers",
@@ -135,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         "options given here override the suite's",
     )
     p.add_argument("--force", action="store_true", help="train again runs that are already in the store")
-    p.add_argument("--dry-run", action="store_true", help="list the runs (key, status in store) and exit")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs (key, done or todo) and exit; needs no store or data"
+    )
+    p.add_argument("--list", action="store_true", help="print the valid names of every option that takes names")
     p.add_argument("--json", action="store_true", help="one JSON record per finished run on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -181,27 +195,56 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def _json_safe(record: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+def _list() -> int:
+    for field, names in {**harness_names(), "activation": tuple(activations.names())}.items():
+        print(f"{field}: {', '.join(names)}")
+    return 0
+
+
+def _warn(specs: list[RunSpec]) -> None:
+    """Known-bad combinations: a warning line each, not an error (a suite may study them on purpose)."""
+    selu = [s for s in specs if activations.parse_spec(s.activation)[0] == "selu" and s.dropout > 0]
+    if selu:
+        print(
+            f"warning: {len(selu)} run(s) use selu with plain dropout, which breaks its self-normalisation "
+            "(SELU is meant for alpha-dropout and LeCun-normal init)",
+            file=sys.stderr,
+        )
+
+
+def _dry_run(specs: list[RunSpec], store: str) -> int:
+    """Every run with ``done`` or ``todo``: a store that does not exist yet means every run is to do."""
+    done: set[str] = set()
+    if Path(store).exists():
+        with Store(store, readonly=True) as s:
+            done = s.finished_keys()
+    for spec in specs:
+        print(f"{spec.key}  {'done' if spec.key in done else 'todo'}  {spec.label()}  {spec.canonical_json()}")
+    return 0
 
 
 def _body(args: argparse.Namespace) -> int:
-    check(args.executor, args.threads, args.workers, args.gpus_per_run, args.ray_address)
+    if args.list:
+        return _list()
     values = grid_from_args(args)
     values.setdefault("device", "auto")
     specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
+    if args.dry_run:
+        return _dry_run(specs, args.store)
+    from bench import data
+    from bench.executors import check, execute  # torch: not needed for --help, --list or --dry-run
+
+    check(args.executor, args.threads, args.workers, args.gpus_per_run, args.ray_address)
+    for spec in dict.fromkeys(s.activation for s in specs):  # a broken activation: now, before any store exists
+        activations.check(spec)
+    _warn(specs)
     for name in sorted({s.dataset for s in specs}):  # bad data folder: fail now, not after an hour
         data.load(name, args.data_dir, download=args.download)
-    with Store(args.store, readonly=args.dry_run) as store:
-        if args.dry_run:
-            done = store.finished_keys()
-            for s in specs:
-                print(f"{s.key}  {'done' if s.key in done else 'todo'}  {s.label()}  {s.canonical_json()}")
-            return 0
+    with Store(args.store) as store:
 
         def on_record(record: dict) -> None:
             if args.json:
-                print(json.dumps(_json_safe(record)), flush=True)
+                print(errors.json_line(record), flush=True)
 
         try:
             summary = execute(
@@ -235,7 +278,7 @@ def _body(args: argparse.Namespace) -> int:
             )
             return 1
     print(f"{summary.line()}; store: {args.store}", file=sys.stderr)
-    return 0
+    return 1 if summary.count(Status.FAILED) else 0  # a diverged run is a result; a failed one is not
 
 
 def main(argv: list[str] | None = None) -> int:

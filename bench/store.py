@@ -15,9 +15,10 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from activations.errors import InputError
 
@@ -250,6 +251,8 @@ class Store:
         """One row per run, oldest first; columns are the union of record fields, ``key`` and ``status`` first."""
         rows = self._conn.execute("SELECT record FROM runs ORDER BY finished_at, rowid")
         records = [json.loads(text) for (text,) in rows]
+        import pandas as pd  # only the readers need it: the command lines start without it
+
         frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["key", "status"])
         rest = [c for c in frame.columns if c not in ("key", "status")]
         return frame[["key", "status", *rest]]
@@ -277,6 +280,8 @@ class Store:
                 chunk = wanted[start : start + _KEYS_PER_QUERY]
                 sql = f"{query} WHERE key IN ({_marks(chunk)}) ORDER BY {order}"
                 rows += self._conn.execute(sql, chunk).fetchall()
+        import pandas as pd
+
         return pd.DataFrame(rows, columns=list(columns)).astype({**dtypes, "value": "float64"})
 
 

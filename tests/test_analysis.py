@@ -18,7 +18,7 @@ T995_DF2 = 9.924843200918239  # Student t 0.995 quantile, 2 degrees of freedom (
 
 
 def record(status: str = Status.OK, *, key: str | None = None, **fields) -> dict:
-    """A run record as train.py writes it: every RunSpec field (flattened), key, status, then metrics."""
+    """A run record as loop.py writes it: every RunSpec field (flattened), key, status, then metrics."""
     spec_fields = {k: fields.pop(k) for k in list(fields) if k in analysis.SPEC_COLUMNS or k in ("seed", "device")}
     spec = RunSpec(**spec_fields)
     return {"key": key or f"{spec.key}-{status}", "status": status, "error": None, **spec.flat(), **fields}
@@ -360,7 +360,7 @@ def test_layer_profile_means_over_seeds_per_layer():
 
 
 def test_through_a_real_store(tmp_path):
-    """Records saved as train.py hands them over and read back give the same known answers."""
+    """Records saved as loop.py hands them over and read back give the same known answers."""
     with Store(tmp_path / "s.sqlite") as store:
         for activation, values in (("relu", [0.90, 0.92, 0.94]), ("gelu", [0.99, 0.991, 0.992])):
             for seed, acc in enumerate(values):

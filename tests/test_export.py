@@ -46,9 +46,12 @@ def test_export_writes_three_csvs_matching_the_store(store_path, tmp_path, capsy
     layers = pd.read_csv(out / "layers.csv")
     assert len(runs) == 2 and len(epochs) == 2 * 3 * 2 and len(layers) == 2 * 3 * 2
     with Store(store_path, readonly=True) as store:
-        assert list(runs.columns) == list(store.runs().columns)
-        pd.testing.assert_frame_equal(epochs, store.epochs())
-        pd.testing.assert_frame_equal(layers, store.layers())
+        assert set(runs.columns) == set(store.runs().columns)
+        pd.testing.assert_frame_equal(epochs[list(store.epochs().columns)], store.epochs())
+        pd.testing.assert_frame_equal(layers[list(store.layers().columns)], store.layers())
+    for table in (runs, epochs, layers):  # readable settings first, not only hash keys
+        assert list(table.columns[:2]) == ["activation", "seed"]
+    assert list(epochs.loc[epochs["key"].eq("b"), "activation"].unique()) == ["elu"]
     assert list(runs["key"]) == ["a", "b"] and list(runs["status"]) == ["ok", "diverged"]
     assert runs.loc[1, "error"] == "loss became inf" and pd.isna(runs.loc[1, "test_acc"])
 
@@ -112,3 +115,16 @@ def test_help_describes_the_tables_and_options(capsys):
     out = capsys.readouterr().out
     for word in ("--store", "--out", "--format", "parquet", "epochs", "layers"):
         assert word in out
+
+
+def test_tensorboard_scalars_read_back_with_tensorboards_own_reader(store_path, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = tmp_path / "tb"
+    assert main(["--store", str(store_path), "--out", str(tmp_path / "out"), "--tensorboard", str(board)]) == 0
+    folders = sorted(p.name for p in board.iterdir())
+    assert folders == ["activation=elu,seed=0 a", "activation=elu,seed=0 b"]
+    events = EventAccumulator(str(board / folders[0])).Reload()
+    assert set(events.Tags()["scalars"]) == {"train/loss", "val/loss"}
+    assert [(e.step, e.value) for e in events.Scalars("val/loss")] == [(e, pytest.approx(0.3)) for e in range(3)]

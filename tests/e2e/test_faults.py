@@ -7,6 +7,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,19 @@ def start(store, suite, data_dir, *extra):
         # as at a terminal: a shell starts background jobs with SIGINT ignored, and Python would inherit that
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def finished_runs(store) -> int:
@@ -78,8 +93,14 @@ def test_sigkill_mid_suite_then_rerun_completes_with_exactly_one_record_each(tmp
     store = tmp_path / "s.sqlite"
     proc = start(store, suite, data_dir)
     wait_for_runs(proc, 2)
+    workers = children(proc.pid)
+    assert workers  # the pool's worker processes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived their killed driver"
     before = finished_runs(store)
     assert 2 <= before < 6
     check_consistent(store, before)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bench import data, optim, train
+from bench import data, loop, optim
 from bench.config import RunSpec, Status
 from bench.executors import execute
 from bench.store import Store
@@ -25,7 +25,7 @@ def _without_seconds(rows):
 
 @pytest.fixture(scope="module")
 def relu_run(data_dir):
-    return train.run(SMALL, data_dir)
+    return loop.run(SMALL, data_dir)
 
 
 def test_training_learns_and_records_everything(relu_run):
@@ -47,7 +47,7 @@ def test_training_learns_and_records_everything(relu_run):
 
 
 def test_same_spec_twice_is_bit_identical(relu_run, data_dir):
-    again = train.run(SMALL, data_dir)
+    again = loop.run(SMALL, data_dir)
     assert _without_seconds(again.epochs) == _without_seconds(relu_run.epochs)
     assert again.layers == relu_run.layers
     for field in ("test_acc", "val_loss", "train_loss", "best_val_acc"):
@@ -58,7 +58,7 @@ def test_paired_design_same_weights_batches_augmentation_and_dropout(data_dir, m
     spec = dataclasses.replace(SMALL, epochs=1, augment=True, dropout=0.5)
     splits = data.load("mnist", data_dir)
     first = {
-        a: train.build_model(dataclasses.replace(spec, activation=a, init="lecun"), splits) for a in ("relu", "tanh")
+        a: loop.build_model(dataclasses.replace(spec, activation=a, init="lecun"), splits) for a in ("relu", "tanh")
     }
     torch.testing.assert_close(first["relu"][1].weight, first["tanh"][1].weight, rtol=0, atol=0)
 
@@ -81,7 +81,7 @@ def test_paired_design_same_weights_batches_augmentation_and_dropout(data_dir, m
     try:
         for act in ("relu", "tanh"):
             current[:] = [act]
-            train.run(dataclasses.replace(spec, activation=act), data_dir)
+            loop.run(dataclasses.replace(spec, activation=act), data_dir)
     finally:
         handle.remove()
     assert len(seen["relu"]) == len(seen["tanh"]) == 40
@@ -97,7 +97,7 @@ def test_paired_design_same_weights_batches_augmentation_and_dropout(data_dir, m
 
 def test_divergence_is_recorded_not_raised(data_dir):
     spec = dataclasses.replace(SMALL, activation="relu", optimizer="sgd", lr=1e4, epochs=3)
-    result = train.run(spec, data_dir)
+    result = loop.run(spec, data_dir)
     assert result.record["status"] == "diverged"
     assert result.record["diverged_epoch"] == 1 and result.record["epochs_run"] == 1
     assert "training loss became" in result.record["error"]
@@ -106,9 +106,9 @@ def test_divergence_is_recorded_not_raised(data_dir):
 def test_early_stopping_stops_when_validation_stops_improving(data_dir):
     # an lr far below float32 resolution leaves the weights unchanged: validation accuracy cannot improve
     spec = dataclasses.replace(SMALL, optimizer="sgd", lr=1e-30, epochs=6, patience=2)
-    rec = train.run(spec, data_dir).record
+    rec = loop.run(spec, data_dir).record
     assert rec["epochs_run"] == 3 and rec["best_epoch"] == 1 and rec["stopped_early"] is True
-    no_patience = train.run(dataclasses.replace(spec, patience=0, epochs=2), data_dir).record
+    no_patience = loop.run(dataclasses.replace(spec, patience=0, epochs=2), data_dir).record
     assert no_patience["epochs_run"] == 2 and no_patience["stopped_early"] is False
 
 
@@ -116,8 +116,8 @@ def test_weight_decay_never_touches_biases(data_dir):
     # with zero gradients only weight decay moves parameters: weights shrink, biases stay where init put them
     spec = dataclasses.replace(SMALL, optimizer="sgd", lr=1e-30, epochs=1, bias_init=0.5, weight_decay=1e28)
     splits = data.load("mnist", data_dir)
-    model = train.build_model(spec, splits)
-    groups = train.param_groups(model, spec.weight_decay)
+    model = loop.build_model(spec, splits)
+    groups = loop.param_groups(model, spec.weight_decay)
     opt = optim.OPTIMIZERS[spec.optimizer](groups, spec)
     before = [p.detach().clone() for p in model.parameters()]
     x, y = data.batch(splits, torch.arange(128), False, None)

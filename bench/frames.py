@@ -61,3 +61,23 @@ def suite_runs(specs: list[RunSpec], store: str | Path = DEFAULT_PATH) -> SuiteR
         other_runs=len(stored) - n_matched,
         duplicates=n_matched - len(matched),
     )
+
+
+FIRST = ("activation", "dataset", "model", "init", "optimizer", "lr", "seed")  # what a reader names a run by
+
+
+def runs(store: str | Path = DEFAULT_PATH) -> pd.DataFrame:
+    """Every run in ``store``, one row each, its readable settings first, then status, metrics and the rest."""
+    with Store(store, readonly=True) as s:
+        frame = s.runs()
+    first = [c for c in (*FIRST, "status", "test_acc", "best_val_acc", "epochs_run") if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def curves(store: str | Path = DEFAULT_PATH, layers: bool = False) -> pd.DataFrame:
+    """Per-epoch rows (per-layer probe rows with ``layers``) in long format, each with its run's readable settings."""
+    with Store(store, readonly=True) as s:
+        rows = s.layers() if layers else s.epochs()
+        named = s.runs()
+    readable = [c for c in FIRST if c in named.columns]
+    return named[["key", *readable]].merge(rows, on="key", how="right")[[*readable, *rows.columns]]
