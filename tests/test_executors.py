@@ -110,8 +110,9 @@ def test_bad_pool_sizes_are_one_line_errors(option, tmp_path, capsys, data_dir):
     assert not store.exists()
 
 
-def test_unknown_executor_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exc:
-        run.parse_args(["--executor", "slurm"])
-    assert exc.value.code == 2
-    assert "invalid choice: 'slurm'" in capsys.readouterr().err
+def test_unknown_executor_is_one_line_exit_2(tmp_path, capsys, data_dir):
+    store = tmp_path / "s.sqlite"
+    assert run.main(["--executor", "slurm", "--data-dir", str(data_dir), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown executor 'slurm'")
+    assert not store.exists()

@@ -98,7 +98,7 @@ def test_parquet_without_pyarrow_says_how_to_install_it(store_path, tmp_path, ca
     out = tmp_path / "out"
     assert main(["--store", str(store_path), "--out", str(out), "--format", "parquet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "pip install pyarrow" in err and err.count("\n") == 1
+    assert err.startswith("error: ") and "pip install -e '.[parquet]'" in err and err.count("\n") == 1
     assert not out.exists()
 
 

@@ -56,9 +56,9 @@ def test_every_entry_point_has_version_and_help_and_one_line_usage_errors(module
     assert helped.returncode == 0 and "--debug" in helped.stdout and "%%" not in helped.stdout
     assert "``" not in helped.stdout
     bad = python("-m", module, "--jsn")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "error: unrecognized arguments: --jsn (see --help)"
-    ]
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1, bad.stderr
+    assert lines[0].startswith("error: ") and lines[0].endswith("(see --help)")
 
 
 @pytest.mark.parametrize("module", ["bench.run", "bench.export", "activations"])
