@@ -100,7 +100,9 @@ def run(
             except Exception as exc:  # the worker died MAX_RETRIES + 1 times, or Ray itself failed
                 yield loop.failed(spec, exc)
     finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()
+        if started:  # a local instance of our own: its tasks end with it (cancelling a task as it completes
+            ray.shutdown()  # crashed Ray's driver with "Tried to complete task that was not pending")
+        elif pending:
+            _, running = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref in running:
+                ray.cancel(ref, force=True)
