@@ -23,7 +23,7 @@ FAMILIES = (
 SOURCES = ("builtin", "custom", "plugin")  # where an activation comes from (its registration)
 
 _FROM = {
-    **dict.fromkeys(["Card", "card", "f_and_df"], "activations.properties"),
+    **dict.fromkeys(["Card", "card", "f_and_df", "relative_cost"], "activations.properties"),
     **dict.fromkeys(
         [
             "ENTRY_POINT_GROUP",

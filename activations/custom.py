@@ -193,3 +193,14 @@ class Maxout(nn.Module):
         if x.shape[1] % self.k:
             raise ValueError(f"maxout(k={self.k}) needs a feature width divisible by {self.k}, got {x.shape[1]}")
         return x.unflatten(1, (-1, self.k)).max(dim=2).values
+
+
+@_custom(
+    "maxout_matched",
+    "other",
+    "maxout (k=2) in a network narrowed until it has ReLU's parameter count: the function without the extra capacity",
+    "Goodfellow et al. 2013, Maxout Networks (parameter-matched comparison)",
+    elementwise=False,
+)
+class MaxoutMatched(Maxout):
+    matches_parameters = True  # bench.models scales the hidden widths down to the plain network's parameter count

@@ -17,7 +17,7 @@ from functools import cache
 import torch
 import torch.nn as nn
 
-from activations.registry import create, info, learnable_parameters, width_factor
+from activations.registry import canonical, create, info, learnable_parameters, width_factor
 
 WIDE_STD = math.sqrt(500.0)  # N(0,1) weights, 500 of 1000 inputs equal to 1: pre-activation std ~ 22.4
 SATURATION = 0.01  # |f'| below 1 % of its maximum counts as saturated
@@ -176,13 +176,31 @@ def _fwd_bwd_seconds(module: nn.Module, x: torch.Tensor, repeats: int) -> float:
     return statistics.median(times)
 
 
-def cost_vs_relu(spec: str, numel: int = 1 << 22, repeats: int = 7) -> float:
-    """Median forward+backward time on a large float32 tensor over ReLU's, measured back to back, warm-up excluded."""
+def relative_cost(specs: list[str], rounds: int = 5, numel: int = 1 << 21, repeats: int = 3) -> dict[str, tuple]:
+    """Forward+backward time of each activation alone over ReLU's: (median, min, max) of the ratio over rounds.
+
+    Interleaved rounds: each round times ReLU, then every activation once (median of ``repeats`` passes on a
+    float32 tensor of ~``numel`` elements), and divides by that round's ReLU time, so that a machine that slows down
+    or speeds up during the measurement moves ReLU's time with the others. ReLU's own ratio is 1 by construction.
+    One warm-up round is not counted.
+    """
     gen = torch.Generator().manual_seed(0)
-    module = create(spec)
-    pieces = round(1.0 / width_factor(module))
-    x = torch.randn(numel // (256 * pieces), 256 * pieces, generator=gen)
-    relu = nn.ReLU()
-    for m in (relu, module):  # warm-up
-        _fwd_bwd_seconds(m, x, 2)
-    return _fwd_bwd_seconds(module, x, repeats) / _fwd_bwd_seconds(relu, x, repeats)
+    modules = {spec: create(spec) for spec in specs}
+    inputs = {}
+    for spec, module in modules.items():
+        pieces = round(1.0 / width_factor(module))
+        inputs[spec] = torch.randn(numel // (256 * pieces), 256 * pieces, generator=gen)
+    relu, x_relu = nn.ReLU(), torch.randn(numel // 256, 256, generator=gen)
+    ratios: dict[str, list[float]] = {spec: [] for spec in specs}
+    for round_ in range(rounds + 1):
+        base = _fwd_bwd_seconds(relu, x_relu, repeats)
+        for spec in specs:
+            seconds = base if canonical(spec) == "relu" else _fwd_bwd_seconds(modules[spec], inputs[spec], repeats)
+            if round_:
+                ratios[spec].append(seconds / base)
+    return {spec: (statistics.median(r), min(r), max(r)) for spec, r in ratios.items()}
+
+
+def cost_vs_relu(spec: str) -> float:
+    """Median forward+backward time of ``spec`` alone over ReLU's, from :func:`relative_cost`."""
+    return relative_cost([spec])[spec][0]

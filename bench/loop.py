@@ -28,7 +28,7 @@ from activations.errors import InputError
 from bench import data, models, optim
 from bench.config import RECORD_SCHEMA, RunSpec, Status
 from bench.init import initialize
-from bench.probes import probe
+from bench.probes import probe, saved_bytes
 from bench.provenance import git_sha
 from bench.regularize import EarlyStopping, param_groups
 
@@ -245,6 +245,8 @@ class RunState:
             "wall_seconds": time.perf_counter() - self.started,
             "samples_per_second": self.seen / self.train_seconds if self.train_seconds else math.nan,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "saved_bytes_per_sample": saved_bytes(self.model, self.probe_x),
+            "peak_memory_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             "started_at": self.started_at,
             **environment(spec.device),
         }
@@ -261,6 +263,8 @@ def run(
     started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     device = torch.device(spec.device)
     splits = data.load(spec.dataset, data_dir, device=device, download=download)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         state = RunState.start(spec, splits, started, started_at)
         state.evaluate(0)  # the starting point of every curve, and gradients at initialisation

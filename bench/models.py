@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
 import torch.nn as nn
 
 import activations
@@ -61,6 +62,41 @@ def _conv_blocks(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_
 MODELS = {"mlp": _pixels, "deep_mlp": _pixels, "cnn": _conv_blocks}
 
 
+def _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout, batch_norm) -> nn.Sequential:
+    layers, features = MODELS[model](in_shape, channels, act_layer, batch_norm)
+    layers.append(nn.Flatten())
+    layers += _dense_blocks(features, hidden, act_layer, dropout, batch_norm)
+    layers.append(nn.Linear(hidden[-1], num_classes))
+    return nn.Sequential(*layers)
+
+
+def _matched_widths(model, in_shape, num_classes, act_layer, hidden, channels, batch_norm):
+    """Widths, all scaled by one factor, at which the network has the parameter count closest to its plain version's.
+
+    The plain version has an activation of width factor 1 (ReLU's network); counted on the meta device, no memory.
+    """
+
+    def scaled(s: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return tuple(max(1, round(w * s)) for w in hidden), tuple(max(1, round(c * s)) for c in channels)
+
+    def count(act, widths) -> int:
+        with torch.device("meta"):
+            net = _assemble(model, in_shape, num_classes, act, *widths, 0.0, batch_norm)
+        return sum(p.numel() for p in net.parameters())
+
+    target = count(nn.Identity, (hidden, channels))
+    lo, hi = 0.0, 1.0
+    for _ in range(30):  # the count grows with the scale: bisect to where it crosses the target
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if count(act_layer, scaled(mid)) >= target else (mid, hi)
+    # widths round at different scales, so the closest count may be a few steps away: try every scale near the
+    # crossing at which some width changes
+    near = lambda w: range(math.ceil(0.9 * lo * w), math.ceil(1.1 * hi * w))
+    steps = {(k + 0.5) / w for w in (*hidden, *channels) for k in near(w)}
+    candidates = sorted({scaled(lo), scaled(hi), *(scaled(s + 1e-9) for s in steps)})
+    return min(candidates, key=lambda widths: abs(count(act_layer, widths) - target))
+
+
 def build(
     model: str,
     in_shape: tuple[int, int, int],
@@ -75,14 +111,15 @@ def build(
     """An ``mlp``/``deep_mlp`` (flatten, dense blocks) or ``cnn`` (5x5 conv blocks with 2x2 max-pool, then dense).
 
     Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks]; the last
-    layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS.
+    layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS. An
+    activation with ``matches_parameters = True`` (maxout_matched) gets every width scaled down by one factor, so
+    that the network has as many parameters as with ReLU: capacity held equal, only the function differs.
     """
     hidden = hidden or DEFAULT_HIDDEN[model]
-    layers, features = MODELS[model](in_shape, channels, act_layer, batch_norm)
-    layers.append(nn.Flatten())
-    layers += _dense_blocks(features, hidden, act_layer, dropout, batch_norm)
-    layers.append(nn.Linear(hidden[-1], num_classes))
-    return nn.Sequential(*layers)
+    channels = channels or DEFAULT_CHANNELS.get(model, ())
+    if getattr(act_layer(), "matches_parameters", False):
+        hidden, channels = _matched_widths(model, in_shape, num_classes, act_layer, hidden, channels, batch_norm)
+    return _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout, batch_norm)
 
 
 def weight_layers(model: nn.Module) -> list[nn.Module]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -62,3 +63,28 @@ def probe(
             )
         rows += [{"epoch": epoch, "layer": i + 1, "name": name, "metric": k, "value": v} for k, v in metrics.items()]
     return rows
+
+
+def saved_bytes(model: nn.Module, x: torch.Tensor) -> float:
+    """Bytes that autograd keeps for the backward pass per sample of ``x`` in training mode, each tensor once and
+    parameters left out: the memory a batch costs beyond the weights.
+
+    Exact and machine-independent (counted with ``torch.autograd.graph.saved_tensors_hooks``, not measured); on a
+    copy of the model with the RNG state restored, so that the run itself is not touched.
+    """
+    net = copy.deepcopy(model).train()
+    params = {p.data_ptr() for p in net.parameters()}
+    saved: set[tuple[int, int]] = set()  # (address, bytes): a tensor that two layers save is counted once
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.data_ptr() not in params:
+            saved.add((t.data_ptr(), t.numel() * t.element_size()))
+        return t
+
+    with (
+        torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []),
+        torch.enable_grad(),
+        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+    ):
+        net(x)
+    return sum(n for _, n in saved) / len(x)

@@ -3,6 +3,7 @@
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -56,6 +57,35 @@ def test_default_shapes_and_maxout_width():
     convs = [m for m in cnn.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 16), (8, 32)]
     assert models.weight_layers(cnn)[-2].in_features == 16 * 7 * 7
+
+
+def _count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("model", ["mlp", "deep_mlp", "cnn"])
+def test_maxout_matched_has_relus_parameter_count_within_one_width_step(model):
+    relu, maxout, matched = (build(model, a) for a in ("relu", "maxout", "maxout_matched"))
+    assert _count(maxout) > 1.9 * _count(relu)
+    assert abs(_count(matched) - _count(relu)) <= 0.02 * _count(relu)
+    # no network with every width scaled by one factor comes closer (brute force over the scale, step 1/400)
+    hidden, channels = models.DEFAULT_HIDDEN[model], models.DEFAULT_CHANNELS.get(model, ())
+    best = min(
+        abs(_count(build(model, "maxout", hidden=scale(hidden, s), channels=scale(channels, s))) - _count(relu))
+        for s in np.arange(0.5, 0.9, 1 / 400)
+    )
+    assert abs(_count(matched) - _count(relu)) <= best
+
+
+def scale(widths: tuple[int, ...], s: float) -> tuple[int, ...]:
+    return tuple(max(1, round(w * s)) for w in widths)
+
+
+def test_maxout_matched_mlp_widths():
+    matched = build("mlp", "maxout_matched")
+    shapes = [(m.in_features, m.out_features) for m in models.weight_layers(matched)]
+    assert shapes == [(784, 288), (144, 288), (144, 10)]
+    assert _count(matched) == 269_290 and _count(build("mlp", "relu")) == 269_322
 
 
 def test_dropout_and_batch_norm_are_optional():
