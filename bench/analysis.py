@@ -21,7 +21,7 @@ SPEC_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("seed", "de
 DESCRIBE_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max")
 SUMMARY_COLUMNS = ("n", "n_missing", "n_diverged", "n_failed", *DESCRIBE_COLUMNS[1:])
 TESTS = ("wilcoxon", "ttest")
-PAIR_COLUMNS = ("n_pairs", "mean_diff", "sd_diff", "d_z", "statistic", "p_value")
+PAIR_COLUMNS = ("n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "d_z", "statistic", "p_value")
 
 Columns = str | Sequence[str] | None
 
@@ -131,18 +131,21 @@ def holm(p_values: Iterable[float]) -> np.ndarray:
     return out
 
 
-def _paired_test(pairs: pd.DataFrame, test: str) -> pd.Series:
-    """n_pairs, mean_diff, sd_diff, d_z, statistic and p-value of one item against the baseline."""
+def _paired_test(pairs: pd.DataFrame, test: str, confidence: float) -> pd.Series:
+    """n_pairs, mean_diff, sd_diff, its t interval, d_z, statistic and p-value of one item against the baseline."""
     pairs = pairs.dropna(subset=["_value", "_base"])
     diff = pairs["_value"] - pairs["_base"]
-    statistic = p_value = np.nan
-    if len(pairs) >= 2:
+    statistic = p_value = low = high = np.nan
+    n, mean, sd = len(pairs), diff.mean(), diff.std()
+    if n >= 2:
         run = stats.wilcoxon if test == "wilcoxon" else stats.ttest_rel
         statistic, p_value = run(pairs["_value"], pairs["_base"])
-    mean, sd = diff.mean(), diff.std()
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)
+        low, high = mean - half, mean + half
     with np.errstate(divide="ignore", invalid="ignore"):  # sd == 0: d_z is ±inf (or NaN for no difference at all)
         d_z = np.float64(mean) / sd
-    return pd.Series(dict(zip(PAIR_COLUMNS, (len(pairs), mean, sd, d_z, statistic, p_value), strict=True)))
+    values = (n, mean, sd, low, high, d_z, statistic, p_value)
+    return pd.Series(dict(zip(PAIR_COLUMNS, values, strict=True)))
 
 
 def paired_tests(
@@ -153,13 +156,15 @@ def paired_tests(
     test: str = "wilcoxon",
     higher_is_better: bool = True,
     alpha: float = 0.05,
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Each item against ``baseline`` within every configuration, paired on seed (both runs must be ok).
 
     Two-sided Wilcoxon signed-rank (exact for small n) or paired t-test (``test="ttest"``, scipy's ttest_rel);
-    d_z = mean diff / sd of diffs (±inf if every pair differs by the same amount); p_holm is Holm-Bonferroni
-    over all rows of the table. Fewer than 2 pairs give NaN p-values. Wilcoxon can't reach p < 0.05 with fewer
-    than 6 pairs (3 pairs: p >= 0.25, 5 pairs: p >= 0.0625), so with few seeds use the t-test.
+    ci_low/ci_high is the Student t interval of the mean difference; d_z = mean diff / sd of diffs (±inf if every
+    pair differs by the same amount); p_holm is Holm-Bonferroni within each configuration (the family is the items
+    compared with the baseline there, not the whole table). Fewer than 2 pairs give NaN p-values. Wilcoxon can't
+    reach p < 0.05 with fewer than 6 pairs (3 pairs: p >= 0.25, 5 pairs: p >= 0.0625), so with few seeds use the t-test.
     """
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)}")
@@ -179,9 +184,10 @@ def paired_tests(
     columns = [*keys, item, "baseline", "test", *PAIR_COLUMNS, "p_holm", "significant", "better"]
     if pairs.empty:  # only the baseline was run
         return pd.DataFrame(columns=columns)
-    out = pairs.groupby([*keys, item], dropna=False)[["_value", "_base"]].apply(_paired_test, test=test)
+    per_item = pairs.groupby([*keys, item], dropna=False)[["_value", "_base"]]
+    out = per_item.apply(_paired_test, test=test, confidence=confidence)
     out = out.reset_index().assign(baseline=baseline, test=test, n_pairs=lambda f: f["n_pairs"].astype(int))
-    out["p_holm"] = holm(out["p_value"])
+    out["p_holm"] = out.groupby(keys, dropna=False)["p_value"].transform(holm) if keys else holm(out["p_value"])
     out["significant"] = out["p_holm"] < alpha
     direction = np.sign(out["mean_diff"]) * (1 if higher_is_better else -1)
     out["better"] = np.select(

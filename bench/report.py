@@ -10,6 +10,7 @@ function of a :class:`~bench.report_context.Context` returning markdown ("" = no
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -21,13 +22,14 @@ import seaborn as sns
 
 import activations
 from activations import errors
-from bench import analysis, claims, frames, provenance
+from bench import analysis, claims, frames, provenance, report_context
 from bench import report_figures as figures
+from bench import report_findings as findings
 from bench import report_tables as tables
 from bench.config import Status
 from bench.report_context import MIN_WILCOXON_PAIRS, Context, load
 
-BASELINE = "relu"
+BASELINE = figures.REFERENCE
 CLAIMS_SUITE = "seed-claims"  # the suite whose report has a verdict per textbook claim (bench/claims.py)
 MAX_LISTED = 20
 TARGET_SHARE = 0.99  # the speed section's target: this share of the setting's best mean final validation accuracy
@@ -91,10 +93,12 @@ def section_curves(ctx: Context) -> str:
         data = analysis.curves(ctx.epochs, ctx.runs, split="val", metric=metric, by=ctx.by)
         if data.empty:
             continue
-        grid = figures.facets(data.assign(setting=ctx.label(data)), ctx.palette(), "epoch", f"validation {metric}")
+        data = data.assign(setting=ctx.label(data))
+        grid = figures.facets(data, ctx.palette(), "epoch", f"validation {metric}", higher_is_better=better == "higher")
         caption = (
             f"{what} per epoch (epoch 0 = before training), mean over seeds with 95 % band, ok runs only: "
-            f"{better} is better; a curve that turns back is over-fitting, a wide band is seed-to-seed noise."
+            f"{better} is better; a curve that turns back is over-fitting, a wide band is seed-to-seed noise. "
+            f"{_roles(ctx)}"
         )
         parts.append(ctx.figure(figures.finish(grid), f"curves_val_{metric}", caption))
     if not parts:
@@ -129,29 +133,88 @@ def section_speed(ctx: Context) -> str:
 
 
 def _summary(ctx: Context) -> pd.DataFrame:
-    """Final test accuracy per configuration with its interval, counts and best/tied mark (also summary.csv)."""
+    """Final test accuracy per configuration with its interval, counts and best/tied mark (also summary.csv), and
+    the parameter count with its ratio to ReLU's in the same setting."""
     table = analysis.summarize(ctx.runs, "test_acc", by=ctx.by)
     table["mark"] = analysis.best_marks(table, group=ctx.setting_cols)
     table["setting"] = ctx.label(table)
+    if "parameters" in ctx.runs.columns:
+        params = ctx.runs.groupby(ctx.by, dropna=False)["parameters"].median().rename("parameters").reset_index()
+        table = table.merge(params, on=ctx.by, how="left")
+        reference = table[table["activation"].eq(BASELINE)].set_index("setting")["parameters"]
+        table["params_ratio"] = table["parameters"] / table["setting"].map(reference)
+    else:
+        table = table.assign(parameters=float("nan"), params_ratio=float("nan"))
     order = {a: i for i, a in enumerate(ctx.activations)}
     table["_order"] = table["activation"].map(order)
     table = table.sort_values(["setting", "mean", "_order"], ascending=[True, False, True], na_position="last")
     return table.drop(columns="_order").reset_index(drop=True)
 
 
-def section_accuracy(ctx: Context) -> str:
-    """Final test accuracy per activation with interval, sorted; "best" only where best_marks says so."""
-    table = _summary(ctx)
-    caption = (
-        "Final test accuracy per activation, mean over seeds with 95 % interval, best at the top: activations whose "
-        "intervals overlap are not distinguishable; * marks a best whose interval clears the runner-up's."
+def _roles(ctx: Context, mark: str = "thick black line") -> str:
+    """How the figures draw the activations, for a caption."""
+    if not ctx.highlight or len(ctx.activations) <= figures.MAX_COLOURED + 1:
+        return f"{BASELINE} is the {mark}."
+    return (
+        f"{BASELINE} is the {mark}; coloured are the {report_context.HIGHLIGHTED} best and worst by mean rank over "
+        f"the settings ({', '.join(ctx.highlight)}), the others grey."
     )
-    figure = ctx.figure(figures.accuracy(table, ctx.palette()), "test_accuracy", caption)
+
+
+def section_accuracy(ctx: Context) -> str:
+    """Final test accuracy per activation with interval and parameter count, sorted; "best" only where it is."""
+    table = _summary(ctx)
     note = (
         "`n` counts ok runs; diverged and failed runs are counted, not averaged. **best** is marked only where the "
-        "top interval does not overlap the runner-up's; otherwise the top activations are `tied`."
+        "top interval does not overlap the runner-up's; otherwise the top activations are `tied`. `parameters` is the "
+        f"network's size with that activation; `x {BASELINE}` marks a network whose size differs from {BASELINE}'s "
+        "(maxout widens the layer before it; maxout_matched is narrowed back to ReLU's count)."
     )
-    return "## Final test accuracy\n\n" + figure + "\n" + tables.accuracy_table(table) + f"\n\n{note}\n"
+    return "## Final test accuracy\n\n" + tables.accuracy_table(table) + f"\n\n{note}\n"
+
+
+def _pairs(ctx: Context) -> pd.DataFrame:
+    """Each activation against ReLU per setting (paired, Holm within the setting), with parameter ratio and label."""
+    tests = analysis.paired_tests(ctx.runs, "test_acc", baseline=BASELINE, test=ctx.paired_test)
+    tests = tests.assign(setting=ctx.label(tests))
+    ratios = _summary(ctx).set_index(["setting", "activation"])["params_ratio"]
+    keys = zip(tests["setting"], tests["activation"], strict=True)
+    tests["params_ratio"] = [ratios.get(key, float("nan")) for key in keys]
+    tests["label"] = tests["activation"] + tests["params_ratio"].map(findings.capacity_note)
+    return tests
+
+
+def section_findings(ctx: Context) -> str:
+    """The top of the report: per setting, who beats or loses to ReLU, by how much, and what is tied."""
+    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
+        return ""
+    summary = _summary(ctx)
+    relu = summary[summary["activation"].eq(BASELINE)]
+    references = {
+        r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
+    }
+    return findings.markdown(_pairs(ctx), references)
+
+
+def section_forest(ctx: Context) -> str:
+    """Per setting, each activation's paired difference to ReLU with its interval: the headline figures."""
+    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
+        return ""
+    tests = _pairs(ctx)
+    parts = ["## Differences to ReLU", ""]
+    for setting, rows in tests.groupby("setting", sort=False):
+        if rows["n_pairs"].max() < 2:
+            continue
+        title = f"{setting}: test accuracy minus ReLU's; green/red = better/worse (Holm p < 0.05 within the setting)"
+        caption = (
+            f"{setting}: each activation's final test accuracy minus {BASELINE}'s, paired by seed, mean (dot) and 95 % "
+            "interval (line), sorted; filled green or red where the Holm-adjusted p-value within this setting is below "
+            "0.05, open grey where there is no evidence of a difference; a far-out mean is an arrow at the edge with "
+            "its value."
+        )
+        slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")
+        parts.append(ctx.figure(figures.forest(rows, title), f"forest_{slug}", caption))
+    return "\n".join(parts) if len(parts) > 2 else ""
 
 
 def section_ranks(ctx: Context) -> str:
@@ -174,8 +237,7 @@ def section_paired(ctx: Context) -> str:
     if BASELINE not in set(ctx.runs["activation"]):
         return f"## Paired tests against {BASELINE}\n\nThe suite has no `{BASELINE}` runs, so no paired tests.\n"
     test = ctx.paired_test
-    table = analysis.paired_tests(ctx.runs, "test_acc", baseline=BASELINE, test=test)
-    table = table.assign(setting=ctx.label(table))
+    table = _pairs(ctx)
     untested = int(table["n_pairs"].eq(0).sum())
     table = table[table["n_pairs"] > 0].sort_values(["setting", "mean_diff"], ascending=[True, False])
     why = (
@@ -188,8 +250,9 @@ def section_paired(ctx: Context) -> str:
         f"## Paired tests against {BASELINE}",
         "",
         f"Final test accuracy of each activation minus {BASELINE}'s, paired on seed (same initial weights, data order "
-        f"and dropout masks), two-sided {why}; `p_holm` is Holm-adjusted over the table. `better`/`worse` only where "
-        "p_holm < 0.05.",
+        f"and dropout masks), two-sided {why}; `ci` is the 95 % interval of the mean difference; `p_holm` is "
+        "Holm-adjusted within each setting (the family is the activations compared with ReLU there). `better`/`worse` "
+        "only where p_holm < 0.05.",
     ]
     if untested:
         lines += [
@@ -328,7 +391,7 @@ def section_activations(ctx: Context) -> str:
             f"gradients vanish, f' = 0 on an interval is where units can die{note}."
         )
         parts.append(ctx.figure(figures.gallery(curves), "activation_gallery", caption))
-    cards = pd.DataFrame([activations.card(n, timing=ctx.timing).as_dict() for n in names])
+    cards = pd.DataFrame([activations.card(n).as_dict() for n in names])
     parts += [
         "### Property cards",
         "",
@@ -336,16 +399,49 @@ def section_activations(ctx: Context) -> str:
         "1/sqrt(E f(z)^2), the variance-keeping init gain; saturated = share of inputs with |f'| < 1 % of its "
         "maximum, under N(0, 1) and under a wide N(0, 500) pre-activation.",
         "",
-        tables.cards_table(cards, ctx.timing),
+        tables.cards_table(cards),
         "",
     ]
-    if not ctx.timing:
-        return "\n".join([*parts, "Cost relative to ReLU was not measured (`--no-timing`).", ""])
+    return "\n".join(parts)
+
+
+def section_cost(ctx: Context) -> str:
+    """Cost beside accuracy: time alone (interleaved rounds), throughput and memory from the runs, and a scatter."""
+    summary = _summary(ctx)
+    ok = ctx.runs[ctx.runs["status"].eq(Status.OK)]
+    if ok.empty:
+        return ""
+    table = summary[[*ctx.by, "setting", "mean"]].rename(columns={"mean": "acc"})
+    measured = ("samples_per_second", "saved_bytes_per_sample", "peak_memory_bytes")
+    values = ok[ctx.by].assign(**{c: pd.to_numeric(ok.get(c, float("nan")), errors="coerce") for c in measured})
+    table = table.merge(values.groupby(ctx.by, dropna=False)[list(measured)].median().reset_index(), on=ctx.by)
+    table = table.rename(columns={"samples_per_second": "speed"})
+    parts = ["## Cost and memory", ""]
     caption = (
-        "Forward+backward time of each activation alone relative to ReLU (red line = 1): the cost an activation "
-        "adds per element, before the matrix multiplies that dominate a whole network."
+        "Accuracy against training speed per setting, one point per activation (means over seeds, from the runs "
+        "themselves, which trained side by side as the header says): up and to the right is better. "
+        f"{_roles(ctx, 'black point')}"
     )
-    return "\n".join([*parts, "### Cost", "", ctx.figure(figures.cost(cards), "cost_vs_relu", caption)])
+    parts.append(ctx.figure(figures.cost_scatter(table, ctx.palette()), "accuracy_vs_speed", caption))
+    rounds = 5
+    cost = activations.relative_cost(ctx.activations, rounds=rounds) if ctx.timing else {}
+    alone = (
+        "its forward+backward time alone relative to ReLU's, measured when this report was written in "
+        f"{rounds} interleaved rounds (each round times ReLU and then every activation once; the ratio is taken "
+        "within the round and the median over rounds is shown with its range, so ReLU is 1.00 by construction); then, "
+        if ctx.timing
+        else "(its time alone was not measured: `--no-timing`) "
+    )
+    gpu = " Peak CUDA memory is shown where the runs were on a GPU." if table["peak_memory_bytes"].notna().any() else ""
+    parts += [
+        f"Per activation: {alone}per setting, the training throughput of its runs relative to ReLU's runs (median "
+        "over seeds), and the bytes autograd saves for the backward pass per training sample (exact, counted with "
+        f"`torch.autograd.graph.saved_tensors_hooks`, machine-independent), with their ratio to ReLU's.{gpu}",
+        "",
+        tables.cost_table(table, cost, ctx.activations, BASELINE),
+        "",
+    ]
+    return "\n".join(parts)
 
 
 def section_files(ctx: Context) -> str:
@@ -360,10 +456,13 @@ Section = Callable[[Context], str]
 SECTIONS: tuple[Section, ...] = (
     section_header,
     section_coverage,
+    section_findings,
     section_claims,
+    section_forest,
     section_curves,
     section_speed,
     section_accuracy,
+    section_cost,
     section_ranks,
     section_paired,
     section_init,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,6 +15,7 @@ from bench.config import RunSpec, load_suite, suite_description, suite_path
 from bench.report_tables import cell, regularizer_label
 
 MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
+HIGHLIGHTED = 3  # with many activations, the best and the worst this many (mean rank over settings) get a colour
 REGULARIZER_FIELDS = ("weight_decay", "dropout", "augment")
 
 
@@ -41,6 +42,7 @@ class Context:
     setting_cols: list[str]  # with ``activation``, the columns that identify a configuration of this suite
     label_cols: list[str]  # setting columns shown in panel titles besides dataset/model
     detailed_regularizers: bool
+    highlight: list[str] = field(default_factory=list)  # coloured in every figure when most activations are grey
 
     @property
     def by(self) -> list[str]:
@@ -61,8 +63,8 @@ class Context:
         return "ttest" if self.n_seeds < MIN_WILCOXON_PAIRS else "wilcoxon"
 
     def palette(self) -> report_figures.Palette:
-        """One colour per activation, the same in every figure."""
-        return report_figures.palette(self.activations)
+        """One colour per activation, the same in every figure: ReLU black, many activations grey but a few."""
+        return report_figures.palette(self.activations, self.highlight)
 
     def with_regularizer(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the ``regularizer`` label column (from weight_decay, dropout and augment)."""
@@ -142,4 +144,14 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
         detailed_regularizers=detailed,
     )
     ctx.runs = ctx.with_regularizer(ctx.runs)
+    ctx.highlight = _extremes(ctx.runs, setting)
     return ctx
+
+
+def _extremes(runs: pd.DataFrame, setting: list[str]) -> list[str]:
+    """The HIGHLIGHTED best and worst activations by mean rank of test accuracy over the settings, ReLU aside."""
+    if runs["status"].ne("ok").all() or "test_acc" not in runs.columns:
+        return []
+    order = analysis.ranks(runs, "test_acc", group=setting)["activation"]
+    order = [a for a in order if a != report_figures.REFERENCE]
+    return list(dict.fromkeys(order[:HIGHLIGHTED] + order[-HIGHLIGHTED:]))

@@ -1,9 +1,14 @@
 """The report's seaborn figures, each drawn from an analysis DataFrame; ``palette`` maps activations (in suite
-order) to their colour, the same in every figure."""
+order) to their colour, the same in every figure: ReLU, the reference, always black and thickest; with many
+activations only a few highlighted ones get a colour and the rest are drawn thin and grey.
+
+A value far out from the rest (Tukey's far-out fence, 3 IQR beyond a quartile) does not set an axis: it is drawn at
+the axis edge or left off, and named with its value in the panel."""
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,15 +22,41 @@ import activations
 
 DPI = 110
 MAX_LAYER_PANELS = 6
+MAX_COLOURED = 9  # up to this many activations (besides ReLU) each get a colour; beyond, only the highlighted ones
 GALLERY_X = torch.linspace(-5.0, 5.0, 401, dtype=torch.float64)
+REFERENCE = "relu"
+BLACK = (0.0, 0.0, 0.0)
+GREY = (0.72, 0.72, 0.72)
+OTHERS = "other activations"
+FAR_OUT = 3.0  # Tukey's far-out fence, in interquartile ranges
 
 Palette = dict[str, tuple]
 
 
-def palette(names: list[str]) -> Palette:
-    """One colour per activation."""
-    colors = sns.color_palette("tab10" if len(names) <= 10 else "husl", len(names))
-    return dict(zip(names, colors, strict=True))
+def palette(names: list[str], highlight: Iterable[str] = ()) -> Palette:
+    """ReLU black; every other activation its own colour when there are few, else ``highlight`` coloured, rest grey."""
+    others = [n for n in names if n != REFERENCE]
+    coloured = others if len(others) <= MAX_COLOURED else [n for n in others if n in set(highlight)]
+    colours = iter([c for i, c in enumerate(sns.color_palette("tab10")) if i != 7] * 2)  # tab10 without its grey
+    shown = {n: next(colours) for n in coloured}
+    return {n: BLACK if n == REFERENCE else shown.get(n, GREY) for n in names}
+
+
+def fences(values: pd.Series) -> tuple[float, float]:
+    """Tukey's far-out fences of ``values``: what lies beyond them is an outlier that must not set an axis."""
+    values = values.dropna()
+    q1, q3 = values.quantile(0.25), values.quantile(0.75)
+    spread = max(q3 - q1, 1e-12)
+    return q1 - FAR_OUT * spread, q3 + FAR_OUT * spread
+
+
+def _style(name: str, color: object) -> dict:
+    """Line style by role: ReLU black and thick on top, highlighted coloured, the rest thin grey underneath."""
+    if name == REFERENCE:
+        return {"lw": 2.4, "zorder": 5, "label": name}
+    if color == GREY:
+        return {"lw": 0.8, "zorder": 1, "alpha": 0.8, "label": OTHERS}
+    return {"lw": 1.5, "zorder": 3, "label": name}
 
 
 def save(fig: plt.Figure, path: Path) -> None:
@@ -41,11 +72,43 @@ def wrap(title: str, width: int = 48) -> str:
 
 
 def _band(data: pd.DataFrame, x: str, color: object = None, label: str | None = None, **_: object) -> None:
-    """Mean line with its confidence band on the current axes (FacetGrid.map_dataframe)."""
+    """Mean line with its confidence band on the current axes (FacetGrid.map_dataframe); grey lines get no band."""
     data = data.sort_values(x)
     ax = plt.gca()
-    ax.plot(data[x], data["mean"], color=color, label=label, marker="o" if len(data) < 12 else None, ms=3, lw=1.4)
-    ax.fill_between(data[x], data["ci_low"], data["ci_high"], color=color, alpha=0.15, lw=0)
+    style = _style(str(label), color)
+    ax.plot(data[x], data["mean"], color=color, marker="o" if len(data) < 12 else None, ms=3, **style)
+    if color != GREY:
+        ax.fill_between(data[x], data["ci_low"], data["ci_high"], color=color, alpha=0.15, lw=0, zorder=style["zorder"])
+
+
+def _clip_outliers(grid: sns.FacetGrid, data: pd.DataFrame, x: str, higher_is_better: bool) -> None:
+    """Per panel, a y range that shows where the activations end: its bad side at the worst final value that is not
+    far out (the far-out ones are named in the panel), so that early epochs and outliers do not squash the field."""
+    for setting, ax in grid.axes_dict.items():
+        rows = data[data["setting"].eq(setting)]
+        final = rows.sort_values(x).groupby("activation")["mean"].last()
+        low, high = fences(final)
+        outliers = final[(final < low) if higher_is_better else (final > high)]
+        kept = final.drop(outliers.index)
+        means = rows[rows["activation"].isin(kept.index)]["mean"]
+        pad = 0.15 * max(kept.max() - kept.min(), 1e-3)
+        if higher_is_better:  # the bad side is set by the kept finals (early epochs below it are cut)
+            ax.set_ylim(kept.min() - pad, means.max() + pad)
+        else:
+            ax.set_ylim(means.min() - pad, kept.max() + pad)
+        if outliers.empty:
+            continue
+        named = ", ".join(f"{a} {v:.3g}" for a, v in outliers.sort_values(ascending=not higher_is_better).items())
+        where = "below" if higher_is_better else "above"
+        ax.text(  # in the corner the curves leave empty: top left for accuracy, bottom left for a loss
+            0.02,
+            0.98 if higher_is_better else 0.02,
+            wrap(f"off the scale ({where}, final): {named}", 44),
+            transform=ax.transAxes,
+            fontsize=7,
+            color="0.3",
+            va="top" if higher_is_better else "bottom",
+        )
 
 
 def _present(data: pd.DataFrame, colors: Palette) -> list[str]:
@@ -53,8 +116,16 @@ def _present(data: pd.DataFrame, colors: Palette) -> list[str]:
     return [a for a in colors if a in set(data["activation"])]
 
 
-def facets(data: pd.DataFrame, colors: Palette, x: str, ylabel: str, xlabel: str | None = None) -> sns.FacetGrid:
-    """One panel per ``setting``, one coloured mean-and-band line per activation."""
+def facets(
+    data: pd.DataFrame,
+    colors: Palette,
+    x: str,
+    ylabel: str,
+    xlabel: str | None = None,
+    higher_is_better: bool | None = None,
+) -> sns.FacetGrid:
+    """One panel per ``setting``, one mean-and-band line per activation; with ``higher_is_better`` set, activations
+    whose final value is far out on the bad side are named in the panel instead of setting its y range."""
     panels = data["setting"].nunique()
     grid = sns.FacetGrid(
         data,
@@ -76,13 +147,21 @@ def facets(data: pd.DataFrame, colors: Palette, x: str, ylabel: str, xlabel: str
         for ax in grid.axes.flat:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     grid.set_axis_labels(xlabel or x, ylabel)
+    if higher_is_better is not None:
+        _clip_outliers(grid, data, x, higher_is_better)
     return grid
 
 
 def finish(grid: sns.FacetGrid) -> plt.Figure:
-    """Lay out the panels (wrapped titles included), then add the activation legend on the right."""
+    """Lay out the panels (wrapped titles included), then a legend on the right: ReLU, the coloured activations in
+    suite order, and one entry for the grey ones."""
     grid.tight_layout()
-    grid.add_legend(title="activation", ncol=1 if len(grid.hue_names or ()) <= 16 else 2)
+    found: dict[str, object] = {}
+    for ax in grid.axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    order = [n for n in (REFERENCE, *(grid.hue_names or ()), OTHERS) if n in found]
+    grid.add_legend(legend_data=found, label_order=list(dict.fromkeys(order)), title="activation")
     return grid.figure
 
 
@@ -93,32 +172,80 @@ def lr_sensitivity(val: pd.DataFrame, colors: Palette) -> plt.Figure:
     return finish(grid)
 
 
-def accuracy(table: pd.DataFrame, colors: Palette) -> plt.Figure:
-    """Mean and interval per activation, one panel per setting, best at the top; * marks a "best"."""
+def forest(rows: pd.DataFrame, title: str) -> plt.Figure:
+    """One setting's paired differences to ReLU in points (mean and interval per activation, sorted), zero line
+    drawn; green and filled where Holm says better, red where worse, grey otherwise. A far-out mean is drawn at the
+    axis edge as an arrow with its value; ``label`` names each row."""
+    rows = rows.dropna(subset=["mean_diff"]).sort_values("mean_diff").reset_index(drop=True)
+    mean, low, high = (100 * rows[c] for c in ("mean_diff", "ci_low", "ci_high"))
+    lo_fence, hi_fence = fences(mean)
+    inside = mean.between(lo_fence, hi_fence)
+    left = min(0.0, low[inside].min(skipna=True) if inside.any() else 0.0, mean[inside].min())
+    right = max(0.0, high[inside].max(skipna=True) if inside.any() else 0.0, mean[inside].max())
+    pad = 0.06 * max(right - left, 0.1)
+    left, right = left - pad, right + pad
+    colour = rows["better"].map({"better": "C2", "worse": "C3"}).fillna("0.55")
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(6.4, 1.1 + 0.24 * len(rows)), layout="constrained")
+    ax.axvline(0.0, color="0.2", lw=1, zorder=1)
+    for i in y:
+        ax.plot([low[i], high[i]], [i, i], color=colour[i], lw=1.6, zorder=2, solid_capstyle="butt")
+        significant = rows["better"][i] in ("better", "worse")
+        if inside[i]:
+            ax.scatter(mean[i], i, s=30, zorder=3, color=colour[i], facecolors=colour[i] if significant else "white")
+        else:
+            edge, marker = (left, "<") if mean[i] < left else (right, ">")
+            ax.scatter(edge, i, s=40, marker=marker, color=colour[i], zorder=3, clip_on=False)
+            ax.annotate(
+                f"{mean[i]:+.1f}",
+                (edge, i),
+                xytext=(6 if marker == "<" else -6, 0),
+                textcoords="offset points",
+                ha="left" if marker == "<" else "right",
+                va="center",
+                fontsize=7,
+            )
+    ax.set_xlim(left, right)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_yticks(y, rows["label"])
+    ax.set_xlabel("test accuracy minus ReLU's (percentage points), paired by seed, 95 % interval")
+    ax.set_title(wrap(title, 70))
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
+def cost_scatter(table: pd.DataFrame, colors: Palette) -> plt.Figure:
+    """Per setting, each activation's mean test accuracy against its mean training samples/s from the runs; ReLU
+    and the coloured activations named; a far-out low accuracy named in the panel instead of setting the axis."""
     settings = list(dict.fromkeys(table["setting"]))
-    n_acts = table.groupby("setting")["activation"].nunique().max()
-    ncols = min(3, len(settings))
+    ncols = min(2, len(settings))
     nrows = -(-len(settings) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(4.8 * ncols, nrows * (1.2 + 0.26 * n_acts)), squeeze=False, layout="constrained"
-    )
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.2 * nrows), squeeze=False, layout="constrained")
     for ax in axes.flat[len(settings) :]:
         ax.set_visible(False)
     for ax, setting in zip(axes.flat, settings, strict=False):
-        rows = table[table["setting"].eq(setting) & table["mean"].notna()].iloc[::-1]
-        y = np.arange(len(rows))
-        err = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
-        ax.errorbar(rows["mean"], y, xerr=np.nan_to_num(err), fmt="none", ecolor="0.4", capsize=2, lw=1)
-        ax.scatter(rows["mean"], y, c=[colors.get(a, "0.3") for a in rows["activation"]], zorder=3, s=22)
-        ax.set_yticks(
-            y, [f"{a} *" if m == "best" else a for a, m in zip(rows["activation"], rows["mark"], strict=True)]
-        )
+        rows = table[table["setting"].eq(setting)].dropna(subset=["acc", "speed"])
+        low, _ = fences(rows["acc"])
+        far = rows[rows["acc"] < low]
+        for _, r in rows.drop(far.index).iterrows():
+            color = colors.get(r["activation"], GREY)
+            style = _style(r["activation"], color)
+            ax.scatter(r["speed"], r["acc"], color=color, s=36 if color != GREY else 18, zorder=style["zorder"])
+            if color != GREY:
+                ax.annotate(
+                    r["activation"],
+                    (r["speed"], r["acc"]),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=color,
+                )
+        if not far.empty:
+            named = ", ".join(f"{a} {v:.3f}" for a, v in zip(far["activation"], far["acc"], strict=True))
+            ax.text(0.02, 0.02, wrap(f"below the axis: {named}", 60), transform=ax.transAxes, fontsize=7, color="0.3")
         ax.set_title(wrap(setting))
-        ax.set_xlabel("test accuracy")
-        ax.xaxis.set_major_locator(MaxNLocator(4))
-        if rows.empty:
-            ax.text(0.5, 0.5, "no run finished ok", transform=ax.transAxes, ha="center", va="center")
-            ax.set_xticks([])
+        ax.set_xlabel("training samples/s (mean over seeds, from the runs)")
+        ax.set_ylabel("test accuracy (mean over seeds)")
     return fig
 
 
@@ -222,14 +349,3 @@ def gallery(curves: pd.DataFrame) -> plt.Figure:
         ax.axvline(0, color="0.7", lw=0.6, zorder=0)
     grid.add_legend()
     return grid.figure
-
-
-def cost(cards: pd.DataFrame) -> plt.Figure:
-    """Each activation's forward+backward time relative to ReLU, fastest first, with ReLU's 1 as a red line."""
-    order = cards.sort_values("cost_vs_relu")["name"].tolist()
-    fig, ax = plt.subplots(figsize=(6, 0.9 + 0.26 * len(cards)))
-    sns.barplot(data=cards, x="cost_vs_relu", y="name", order=order, color="C0", ax=ax)
-    ax.axvline(1.0, color="C3", lw=1)
-    ax.set_xlabel("forward+backward time / ReLU's (median, large float32 tensor, this machine)")
-    ax.set_ylabel("")
-    return fig

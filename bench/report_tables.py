@@ -28,7 +28,6 @@ CARD_COLUMNS = {
     "saturated_n01": "saturated N(0,1)",
     "saturated_wide": "saturated wide",
     "dead_region": "dead region",
-    "cost_vs_relu": "cost vs relu",
 }
 PACKAGES = (("actbench", "actbench_version"), ("torch", "torch_version"), ("python", "python_version"))
 
@@ -131,7 +130,21 @@ def accuracy_table(summary: pd.DataFrame) -> str:
         mark=summary["mark"].map({"best": "**best**", "tied": "tied"}).fillna(""),
     )
     shown.loc[summary["mark"].eq("best"), "test acc [95 % CI]"] = "**" + shown["test acc [95 % CI]"] + "**"
-    columns = ["setting", "activation", "n", "test acc [95 % CI]", "std", "n_diverged", "n_failed", "mark"]
+    shown["parameters"] = [
+        f"{p:,.0f}" + (f" (x{r:.2f} relu)" if pd.notna(r) and abs(r - 1) > 0.01 else "") if pd.notna(p) else ""
+        for p, r in zip(summary["parameters"], summary["params_ratio"], strict=True)
+    ]
+    columns = [
+        "setting",
+        "activation",
+        "n",
+        "test acc [95 % CI]",
+        "std",
+        "parameters",
+        "n_diverged",
+        "n_failed",
+        "mark",
+    ]
     return markdown_table(shown[columns], {"std": ".4f"})
 
 
@@ -178,9 +191,12 @@ def verdicts_markdown(verdicts: list[Verdict]) -> str:
 
 def paired_table(tests: pd.DataFrame) -> str:
     """The paired tests against the baseline (with a ``setting`` column)."""
-    columns = ["setting", "activation", "n_pairs", "mean_diff", "sd_diff", "d_z", "p_value", "p_holm", "better"]
+    shown = tests.assign(
+        ci=[f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(tests["ci_low"], tests["ci_high"], strict=True)]
+    )
+    columns = ["setting", "activation", "n_pairs", "mean_diff", "ci", "sd_diff", "d_z", "p_value", "p_holm", "better"]
     formats = {"mean_diff": "+.4f", "sd_diff": ".4f", "d_z": ".2f", "p_value": ".3g", "p_holm": ".3g"}
-    return markdown_table(tests[columns], formats)
+    return markdown_table(shown[columns], formats)
 
 
 def failures_table(bad: pd.DataFrame) -> str:
@@ -191,10 +207,46 @@ def failures_table(bad: pd.DataFrame) -> str:
     return markdown_table(bad[columns], {"diverged_epoch": ".0f"})
 
 
-def cards_table(cards: pd.DataFrame, timing: bool) -> str:
-    """The activations' property cards; the cost column only when it was measured."""
-    columns = [c for c in CARD_COLUMNS if timing or c != "cost_vs_relu"]
-    return markdown_table(cards[columns].rename(columns=CARD_COLUMNS), {c: ".3g" for c in CARD_COLUMNS.values()})
+def cards_table(cards: pd.DataFrame) -> str:
+    """The activations' property cards."""
+    shown = cards[list(CARD_COLUMNS)].rename(columns=CARD_COLUMNS)
+    return markdown_table(shown, {c: ".3g" for c in CARD_COLUMNS.values()})
+
+
+def _ratio(value: float, reference: float) -> str:
+    return f"x{value / reference:.2f}" if pd.notna(value) and pd.notna(reference) and reference else ""
+
+
+def cost_table(table: pd.DataFrame, cost: dict[str, tuple], names: list[str], reference: str) -> str:
+    """One row per activation: time alone relative to ``reference`` (median [min, max] over rounds), then per
+    setting the runs' throughput ratio and saved-for-backward KiB per sample with its ratio (and CUDA peak MiB)."""
+    settings = list(dict.fromkeys(table["setting"]))
+    rows = []
+    for name in names:
+        row = {"activation": name}
+        if cost:
+            median, low, high = cost[name]
+            row["time alone x relu [range]"] = f"{median:.2f} [{low:.2f}, {high:.2f}]"
+        for setting in settings:
+            here = table[table["setting"].eq(setting)].set_index("activation")
+            if name not in here.index:
+                continue
+            mine = here.loc[name]
+            base = here.loc[reference] if reference in here.index else pd.Series(dtype=float)
+            row[f"{setting}: samples/s"] = _ratio(mine["speed"], base.get("speed"))
+            saved = mine["saved_bytes_per_sample"]
+            if pd.notna(saved):
+                ratio = _ratio(saved, base.get("saved_bytes_per_sample"))
+                row[f"{setting}: saved KiB/sample"] = (
+                    f"{saved / 1024:.1f} ({ratio})" if ratio else f"{saved / 1024:.1f}"
+                )
+            if pd.notna(mine["peak_memory_bytes"]):
+                row[f"{setting}: CUDA peak MiB"] = f"{mine['peak_memory_bytes'] / 2**20:.0f}"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if cost:
+        frame = frame.assign(_t=[cost[n][0] for n in names]).sort_values("_t", kind="stable").drop(columns="_t")
+    return markdown_table(frame.fillna(""))
 
 
 def gap_table(gap: pd.DataFrame, test: pd.DataFrame, by: list[str]) -> str:

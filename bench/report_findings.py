@@ -1,0 +1,115 @@
+""" "What this benchmark found": each activation against ReLU per setting, in sentences that carry their numbers.
+
+The input is :func:`bench.analysis.paired_tests` (paired by seed, Holm within each setting) with a ``setting``
+label and each activation's parameter count relative to ReLU's in that setting (``params_ratio``). A sentence says
+"better" or "worse" only where the Holm-adjusted p-value is below 0.05; an activation whose interval excludes zero
+before the correction but not after is named as such, never counted as a difference.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+MAX_NAMED = 8  # beyond this many activations in one sentence, the rest are counted
+CAPACITY_TOLERANCE = 0.01  # a parameter count within 1 % of ReLU's is the same capacity
+
+
+def points(value: float) -> str:
+    """A difference in accuracy as signed percentage points."""
+    return f"{100 * value:+.2f} pt"
+
+
+def effect(row: pd.Series) -> str:
+    """``sine +0.81 pt [+0.50, +1.12]``: the mean paired difference with its 95 % interval."""
+    return f"{row['activation']} {points(row['mean_diff'])} [{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]"
+
+
+def capacity_note(ratio: float) -> str:
+    """`` (2.00x ReLU's parameters)`` where the network's size differs from ReLU's, else ""."""
+    if pd.isna(ratio) or abs(ratio - 1) <= CAPACITY_TOLERANCE:
+        return ""
+    return f" ({ratio:.2f}x ReLU's parameters)"
+
+
+def _named(rows: pd.DataFrame) -> str:
+    listed = [effect(r) + capacity_note(r["params_ratio"]) for _, r in rows.head(MAX_NAMED).iterrows()]
+    more = len(rows) - MAX_NAMED
+    return "; ".join(listed) + (f"; and {more} more (see the paired tests)" if more > 0 else "")
+
+
+def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
+    """One bullet: which activations beat or lose to ReLU in ``setting``, by how much, and what is tied."""
+    tested = tests[tests["n_pairs"] >= 2]
+    better = tested[tested["better"].eq("better")].sort_values("mean_diff", ascending=False)
+    worse = tested[tested["better"].eq("worse")].sort_values("mean_diff")
+    tied = tested[tested["better"].eq("no evidence")].sort_values("mean_diff", ascending=False)
+    n = len(tested)
+    pairs = int(tested["n_pairs"].median()) if n else 0
+    test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
+    lines = [
+        f"- **{setting}** ({reference}; {n} activations compared with ReLU over {pairs} seeds, two-sided {test}, "
+        f"Holm over these {n}): {len(better)} better, {len(worse)} worse, {len(tied)} without evidence of a difference."
+    ]
+    if not better.empty:
+        lines.append(f"  - Better than ReLU: {_named(better)}.")
+    if not worse.empty:
+        lines.append(f"  - Worse than ReLU: {_named(worse)}.")
+    if not tied.empty:
+        low, high = tied["mean_diff"].min(), tied["mean_diff"].max()
+        suggestive = tied[(tied["ci_low"] > 0) | (tied["ci_high"] < 0)]
+        text = (
+            f"  - No evidence of a difference for the other {len(tied)}: their mean differences lie between "
+            f"{points(low)} and {points(high)}"
+        )
+        if not suggestive.empty:
+            text += (
+                f"; of these, {len(suggestive)} have a 95 % interval that excludes zero before the Holm correction "
+                f"but not after it ({', '.join(suggestive['activation'])}), which is not evidence with "
+                f"{n} comparisons"
+            )
+        lines.append(text + ".")
+    untested = tests[tests["n_pairs"] < 2]
+    if not untested.empty:
+        names = ", ".join(untested["activation"])
+        lines.append(f"  - Not compared (fewer than 2 seeds where both runs ended ok; see the diverged runs): {names}.")
+    return "\n".join(lines)
+
+
+def capacity_findings(tests: pd.DataFrame, wide: str = "maxout", matched: str = "maxout_matched") -> str:
+    """Per setting, maxout (wider network) beside maxout_matched (ReLU's parameter count): capacity or function."""
+    both = tests[tests["activation"].isin([wide, matched])]
+    if set(both["activation"]) != {wide, matched}:
+        return ""
+    lines = [
+        f"- **Capacity**: {wide} widens the layer before it, {matched} is the same function in a network narrowed to "
+        "ReLU's parameter count. Against ReLU, per setting:"
+    ]
+    for setting, rows in both.groupby("setting", sort=False):
+        parts = []
+        for name in (wide, matched):
+            row = rows[rows["activation"].eq(name)].iloc[0]
+            verdict = {"better": "better", "worse": "worse"}.get(row["better"], "no evidence of a difference")
+            parts.append(f"{effect(row)}{capacity_note(row['params_ratio']) or ' (ReLU-sized)'}, {verdict}")
+        lines.append(f"  - {setting}: {parts[0]}; {parts[1]}.")
+    return "\n".join(lines)
+
+
+def markdown(tests: pd.DataFrame, references: dict[str, str]) -> str:
+    """The section: a count over all settings, a bullet per setting, and the capacity comparison."""
+    tests = tests[tests.groupby("setting")["n_pairs"].transform("max") >= 2]  # settings with a comparison
+    if tests.empty:
+        return ""
+    tested = tests[tests["n_pairs"] >= 2]
+    better, worse = int(tested["better"].eq("better").sum()), int(tested["better"].eq("worse").sum())
+    settings = list(dict.fromkeys(tests["setting"]))
+    head = (
+        f"Each activation's final test accuracy against ReLU's in the same setting, paired by seed (same initial "
+        f"weights, data order and dropout masks), with a 95 % interval of the mean difference in percentage points "
+        f"(pt). A difference is claimed only where the Holm-adjusted p-value (the family: the activations of one "
+        f"setting) is below 0.05. Over the {len(settings)} settings, {better + worse} of {len(tested)} comparisons "
+        f"differ from ReLU: {better} better, {worse} worse."
+    )
+    bullets = [setting_findings(s, tests[tests["setting"].eq(s)], references.get(s, "")) for s in settings]
+    capacity = capacity_findings(tests)
+    body = "\n".join([*bullets, capacity] if capacity else bullets)
+    return f"## What this benchmark found\n\n{head}\n\n{body}\n"
