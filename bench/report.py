@@ -488,6 +488,8 @@ def build(
     matplotlib.use("Agg")
     ctx = load(suite, store, out, command, timing)
     ctx.out.mkdir(parents=True, exist_ok=True)
+    for stale in (ctx.out / "figures").glob("*.png"):  # a figure this build does not draw again must not linger
+        stale.unlink()
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
         text = "\n".join(part for part in (section(ctx) for section in sections) if part)
     ctx.runs.to_csv(ctx.out / "results.csv", index=False)

@@ -47,14 +47,17 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
     pairs = int(tested["n_pairs"].median()) if n else 0
     test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
     lines = [
-        f"- **{setting}** ({reference}; {n} activations compared with ReLU over {pairs} seeds, two-sided {test}, "
-        f"Holm over these {n}): {len(better)} better, {len(worse)} worse, {len(tied)} without evidence of a difference."
+        f"- **{setting}** ({reference}; {n} activation{'s' if n != 1 else ''} compared with ReLU over {pairs} seeds, "
+        f"two-sided {test}, Holm over these {n}): {len(better)} better, {len(worse)} worse, {len(tied)} without "
+        "evidence of a difference."
     ]
     if not better.empty:
         lines.append(f"  - Better than ReLU: {_named(better)}.")
     if not worse.empty:
         lines.append(f"  - Worse than ReLU: {_named(worse)}.")
-    if not tied.empty:
+    if len(tied) == 1:
+        lines.append(f"  - No evidence of a difference for {effect(tied.iloc[0])}.")
+    elif not tied.empty:
         low, high = tied["mean_diff"].min(), tied["mean_diff"].max()
         suggestive = tied[(tied["ci_low"] > 0) | (tied["ci_high"] < 0)]
         text = (

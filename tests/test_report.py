@@ -74,8 +74,12 @@ def real_store(tmp_path_factory, data_dir) -> dict:
 def test_report_from_a_real_store(tmp_path, real_store):
     command = "python -m bench.run --suite tiny.toml --device cpu"
     argv = ["--suite", real_store["wider"], "--store", str(real_store["store"]), "--out", str(tmp_path)]
+    stale = tmp_path / "wider" / "figures" / "test_accuracy.png"  # drawn by an older version of the report
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(PNG_SIGNATURE)
     assert report.main([*argv, "--command", command, "--no-timing"]) == 0
     folder = tmp_path / "wider"
+    assert not stale.exists()
     readme = (folder / "README.md").read_text()
     for activation in ("relu", "tanh", "elu"):
         assert f"| {activation} |" in readme, activation
