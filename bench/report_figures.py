@@ -29,6 +29,7 @@ BLACK = (0.0, 0.0, 0.0)
 GREY = (0.72, 0.72, 0.72)
 OTHERS = "other activations"
 FAR_OUT = 3.0  # Tukey's far-out fence, in interquartile ranges
+MIN_FIELD = 6  # a panel's y range follows the final values only when it has this many activations
 
 Palette = dict[str, tuple]
 
@@ -87,6 +88,8 @@ def _clip_outliers(grid: sns.FacetGrid, data: pd.DataFrame, x: str, higher_is_be
     for setting, ax in grid.axes_dict.items():
         rows = data[data["setting"].eq(setting)]
         final = rows.sort_values(x).groupby("activation")["mean"].last()
+        if len(final) < MIN_FIELD:  # a few lines: nothing squashes them, keep the whole curve in view
+            continue
         low, high = fences(final)
         outliers = final[(final < low) if higher_is_better else (final > high)]
         kept = final.drop(outliers.index)
