@@ -194,7 +194,7 @@ def forest(rows: pd.DataFrame, title: str) -> plt.Figure:
     for i in y:
         ax.plot([low[i], high[i]], [i, i], color=colour[i], lw=1.6, zorder=2, solid_capstyle="butt")
         significant = rows["better"][i] in ("better", "worse")
-        if inside[i]:
+        if left <= mean[i] <= right:  # far out or not, it fits the axis the others set
             ax.scatter(mean[i], i, s=30, zorder=3, color=colour[i], facecolors=colour[i] if significant else "white")
         else:
             edge, marker = (left, "<") if mean[i] < left else (right, ">")
