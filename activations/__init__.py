@@ -37,6 +37,7 @@ _FROM = {
             "names",
             "parse_spec",
             "register",
+            "source_sha",
             "width_factor",
         ],
         "activations.registry",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
+import hashlib
 import importlib
 import inspect
 import re
@@ -17,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -296,6 +298,24 @@ def canonical(spec: str) -> str:
     kept = {k: v for k, v in kwargs.items() if k == "inplace" or k not in defaults or defaults[k] != v}
     kept.pop("inplace", None)
     return format_spec(meta.name, kept)
+
+
+def source_sha(spec: str) -> str:
+    """sha256 (16 hex digits) of the source file of the module that defines a plugin activation (``module:Class`` or
+    an entry point), so that a run's key follows its code; "" for the built-in and custom activations."""
+    meta = info(parse_spec(spec)[0])
+    if meta.source != "plugin":
+        return ""
+    try:
+        text = Path(inspect.getsourcefile(meta.factory) or "").read_bytes()
+    except (TypeError, OSError):  # no file (defined in an interactive session): the object's own source
+        try:
+            text = inspect.getsource(meta.factory).encode()
+        except (TypeError, OSError):
+            raise InputError(
+                f"activation {spec!r}: its source cannot be read, and a run's key needs it; define it in a module file"
+            ) from None
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def create(spec: str | type | Callable[..., nn.Module] | nn.Module, **overrides: Any) -> nn.Module:

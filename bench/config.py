@@ -13,7 +13,7 @@ import itertools
 import json
 import math
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,9 @@ class RunSpec:
     dtype: str = "float32"
     amp: str = "none"
     compile: bool = False
+    # A plugin activation's code (module:Class or entry point): sha256 of its module's source, set from the file, so
+    # that an edit is a new run. Empty for the built-in and custom activations, whose code the git SHA versions.
+    activation_sha: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -129,6 +132,7 @@ class RunSpec:
         from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
 
         set_("activation", activations.canonical(self.activation))
+        set_("activation_sha", activations.source_sha(self.activation))
         set_("hidden", _widths("hidden", self.hidden) or DEFAULT_HIDDEN[self.model])
         channels = _widths("channels", self.channels) or DEFAULT_CHANNELS.get(self.model, ())
         if channels and self.model != "cnn":
@@ -164,7 +168,10 @@ class RunSpec:
         return dataclasses.asdict(self)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        """The key's text: every field, except a field added since the first store schema while at its default
+        (so the keys of runs recorded before it was added stay the same)."""
+        values = {k: v for k, v in self.as_dict().items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     @property
     def key(self) -> str:
@@ -182,7 +189,8 @@ class RunSpec:
         return out
 
 
-FIELDS = tuple(f.name for f in fields(RunSpec))
+FIELDS = tuple(f.name for f in fields(RunSpec) if f.init)  # what a user sets: command line, suite files
+ADDED_FIELDS = {"activation_sha": ""}  # later fields and their defaults, which older records do not carry
 WIDTH_FIELDS = ("hidden", "channels")
 
 

@@ -56,6 +56,7 @@ class Summary:
             f"{self.total} runs: {len(self.records)} trained ({self.count(Status.OK)} ok, "
             f"{self.count(Status.DIVERGED)} diverged, {self.count(Status.FAILED)} failed), "
             f"{self.skipped} already in the store"
+            + (" (--force trains them again)" if self.skipped else "")
             + (f", {self.elsewhere} being trained by another process" if self.elsewhere else "")
             + (f"; failed: {', '.join(failed)} (their errors: python -m bench.export)" if failed else "")
         )
@@ -343,7 +344,9 @@ def execute(
     ray_address: str | None = None,
     gpus_per_run: float = 0.25,
 ) -> Summary:
-    """Train every spec whose key is not in the store (all of them with ``force``), saving each as it finishes.
+    """Train every spec without a result in the store (all of them with ``force``), saving each as it finishes.
+
+    A run that ``failed`` before is trained again; an ``ok`` or ``diverged`` one is a result and is skipped.
 
     Each run is claimed in the store just before it starts, so processes sharing a store split the work
     between them; a claim is released if the run does not finish (Ctrl-C, an error that stops the suite).

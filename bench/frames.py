@@ -1,7 +1,7 @@
 """The one reader of results: a suite's runs, epochs and layers from a store, as pandas DataFrames.
 
 Runs are matched to the suite's specs on every RunSpec field except device and compile (which do not change a
-result); of several runs of one spec the latest is used. Reports and analyses take these frames, never the store.
+result), a plugin activation's source hash included; of several runs of one spec the latest is used. Reports and analyses take these frames, never the store.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.config import FIELDS, RunSpec
+from bench.config import ADDED_FIELDS, FIELDS, RunSpec
 from bench.store import DEFAULT_PATH, Store
 
 __all__ = ["DEFAULT_PATH", "MATCH_COLUMNS", "SuiteRuns", "spec_frame", "suite_runs"]
 
-MATCH_COLUMNS = tuple(f for f in FIELDS if f not in ("device", "compile"))
+MATCH_COLUMNS = (*(f for f in FIELDS if f not in ("device", "compile")), *ADDED_FIELDS)
 
 
 @dataclass
@@ -41,6 +41,8 @@ def suite_runs(specs: list[RunSpec], store: str | Path = DEFAULT_PATH) -> SuiteR
     """Exactly the runs of ``specs`` in the read-only ``store`` (an InputError names a missing or foreign file)."""
     with Store(store, readonly=True) as db:
         stored = db.runs()
+        for name, default in ADDED_FIELDS.items():  # a record from before the field existed had its default
+            stored[name] = stored[name].fillna(default) if name in stored.columns else default
         if stored.empty or not set(MATCH_COLUMNS) <= set(stored.columns):
             matched = stored.iloc[0:0].assign(_spec=pd.Series(dtype=int))
         else:

@@ -23,8 +23,9 @@ examples:
   python -m bench.run --suite my_grid.toml --device cuda
   python -m bench.run --suite default --executor ray --ray-address ray://head:10001
 
-Runs already in the store (same RunSpec key) are skipped, so rerunning a command resumes it;
---force trains them again. Read results with `python -m bench.export` or the reports.
+Runs already in the store (same RunSpec key) that ended ok or diverged are skipped, so rerunning a command
+resumes it; a failed run is trained again, and --force trains them all again. The key of a module:Class
+activation includes a hash of its module's source: an edit trains the new version. Read results with `python -m bench.export` or the reports.
 """
 
 
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a suite name from bench/suites (quick, default, ...) or a .toml file; "
         "options given here override the suite's",
     )
-    p.add_argument("--force", action="store_true", help="train again runs that are already in the store")
+    p.add_argument("--force", action="store_true", help="train again runs that already have a result in the store")
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs (key, done or todo) and exit; needs no store or data"
     )

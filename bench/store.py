@@ -2,7 +2,8 @@
 
 The store receives plain data (a flat record dict and two lists of long-format rows) and knows nothing
 about models or training. Saving a key again replaces all of its rows, which is how ``--force`` re-runs
-work; ``finished_keys`` is what lets an interrupted suite resume.
+work; ``finished_keys`` (the runs with a result: ``ok`` or ``diverged``) is what lets an interrupted suite resume,
+and a ``failed`` run is trained again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from activations.errors import InputError
 SCHEMA_VERSION = 1
 DEFAULT_PATH = Path("results/actbench.sqlite")
 STATUSES = ("ok", "diverged", "failed")
+RESULTS = ("ok", "diverged")  # a run that ended so is a result and is kept; a failed one is trained again
+_IS_RESULT = f"status IN ({', '.join(repr(s) for s in RESULTS)})"
 BUSY_TIMEOUT_S = 30.0  # another process writing the same file is waited for, not reported as "database is locked"
 
 EPOCH_COLUMNS = ("key", "epoch", "split", "metric", "value")
@@ -197,7 +200,7 @@ class Store:
     def claim(self, key: str, *, force: bool = False) -> bool:
         """Reserve ``key`` for this process, so that two processes on one store never train the same run.
 
-        False when the run is already saved (unless ``force``) or claimed by a process that is still alive.
+        False when the run already has a result (unless ``force``) or is claimed by a process that is still alive.
         A claim by a process of this host that has died (killed, crashed) is taken over. A claim from
         another host is trusted for CLAIM_TTL, since its process cannot be checked from here.
         """
@@ -206,7 +209,7 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if not force and conn.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone():
+                if not force and self.has(key):
                     return False
                 row = conn.execute("SELECT host, pid, claimed_at FROM claims WHERE key = ?", (key,)).fetchone()
                 if row is not None and (row[0], row[1]) != me and _alive(*row):
@@ -235,12 +238,12 @@ class Store:
         return {key for key, *owner in rows if _alive(*owner)}
 
     def finished_keys(self) -> set[str]:
-        """Keys that have a saved run, whatever its status: a suite skips these unless forced."""
-        return {row[0] for row in self._conn.execute("SELECT key FROM runs")}
+        """Keys with a result (``ok`` or ``diverged``): a suite skips these unless forced, and trains a failed one."""
+        return {row[0] for row in self._conn.execute(f"SELECT key FROM runs WHERE {_IS_RESULT}")}
 
     def has(self, key: str) -> bool:
-        """Whether ``key`` has a saved run."""
-        return self._conn.execute("SELECT 1 FROM runs WHERE key = ?", (key,)).fetchone() is not None
+        """Whether ``key`` has a result (``ok`` or ``diverged``) in the store."""
+        return self._conn.execute(f"SELECT 1 FROM runs WHERE key = ? AND {_IS_RESULT}", (key,)).fetchone() is not None
 
     def record(self, key: str) -> dict[str, Any] | None:
         """The record saved under ``key`` exactly as given (NaN and inf included), or None."""

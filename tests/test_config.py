@@ -123,3 +123,33 @@ def test_suites_load_and_are_validated(tmp_path):
     )
     specs = load_suite(str(grids), overrides={"epochs": 3})
     assert len(specs) == 2 * 2 + 2 * 2 and {s.epochs for s in specs} == {3}
+
+
+PLUGIN = '''import torch
+
+
+class Act(torch.nn.Module):
+    def forward(self, x):
+        return {formula}
+'''
+
+
+def test_a_plugin_key_follows_its_module_source(tmp_path, monkeypatch):
+    module = tmp_path / "keyed_act.py"
+    module.write_text(PLUGIN.format(formula="torch.relu(x)"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = RunSpec(activation="keyed_act:Act")
+    assert len(first.activation_sha) == 16 and '"activation_sha"' in first.canonical_json()
+    assert RunSpec(activation="keyed_act:Act").key == first.key  # unchanged source: the same run
+    module.write_text(PLUGIN.format(formula="torch.relu(x) - 0.1"))
+    edited = RunSpec(activation="keyed_act:Act")
+    assert edited.key != first.key and edited.activation_sha != first.activation_sha
+    assert dataclasses.replace(edited, seed=1).activation_sha == edited.activation_sha
+    assert edited.flat()["activation_sha"] == edited.activation_sha  # the record carries it
+
+
+def test_builtin_keys_do_not_carry_the_source_hash():
+    spec = RunSpec(activation="gelu")
+    assert spec.activation_sha == "" and "activation_sha" not in spec.canonical_json()
+    with pytest.raises(ConfigError, match="activation_sha"):
+        make_spec({"activation": "relu", "activation_sha": "0" * 16})  # derived from the code, never given

@@ -72,3 +72,12 @@ def test_spec_frame_numbers_the_specs_in_suite_order(store):
     frame = frames.spec_frame(store["specs"])
     assert frame["_spec"].tolist() == list(range(6)) and frame["key"].tolist() == [s.key for s in store["specs"]]
     assert set(frames.MATCH_COLUMNS) <= set(frame.columns) and "device" not in frames.MATCH_COLUMNS
+
+
+def test_records_from_before_the_source_hash_match_built_in_specs(tmp_path, store):
+    with Store(store["path"]) as db:  # a record written before activation_sha existed: the field is absent
+        tanh = store["specs"][2]
+        old = {k: v for k, v in db.record(tanh.key).items() if k != "activation_sha"}
+        db.save({**old, "test_acc": 0.123}, [], [])
+    found = frames.suite_runs(store["specs"], store["path"])
+    assert found.runs.set_index(["activation", "seed"]).loc[("tanh", 0), "test_acc"] == 0.123

@@ -141,7 +141,10 @@ def test_a_run_that_raises_is_recorded_as_failed_and_the_suite_goes_on(tmp_path,
             "elu": Status.OK,
         }
         assert "boom in the model" in store.record(specs[1].key)["error"]
-        assert store.finished_keys() == {s.key for s in specs}
+        assert store.finished_keys() == {specs[0].key, specs[2].key}
+        again = execute(specs, store, data_dir=data_dir, progress=False)  # the failed run is trained again
+        assert [r["activation"] for r in again.records] == ["crashing:Boom"] and again.skipped == 2
+        assert "--force trains them again" in again.line()
 
 
 def test_resume_skips_finished_keys(tmp_path, data_dir):

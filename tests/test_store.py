@@ -140,8 +140,10 @@ def test_finished_keys_has_and_key_filters(tmp_path):
         assert store.finished_keys() == set()
         for key, status in [("a", "ok"), ("b", "diverged"), ("c", "failed")]:
             store.save(*make_run(key, status=status))
-        assert store.finished_keys() == {"a", "b", "c"}
-        assert store.has("b") and not store.has("d")
+        assert store.finished_keys() == {"a", "b"}  # a failed run is no result: the next suite trains it again
+        assert store.has("b") and not store.has("c") and not store.has("d")
+        assert store.record("c")["status"] == "failed"  # but it is kept, with its error, until then
+        assert store.claim("c") and not store.claim("a")
         assert set(store.epochs(["a", "c", "nope"])["key"]) == {"a", "c"}
         assert set(store.layers(iter(["b"]))["key"]) == {"b"}
         assert store.epochs([]).empty
