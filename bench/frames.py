@@ -1,7 +1,8 @@
 """The one reader of results: a suite's runs, epochs and layers from a store, as pandas DataFrames.
 
 Runs are matched to the suite's specs on every RunSpec field except device and compile (which do not change a
-result), a plugin activation's source hash included; of several runs of one spec the latest is used. Reports and analyses take these frames, never the store.
+result), a plugin activation's source hash included; of several runs of one spec the latest is used. Reports and
+analyses take these frames, never the store.
 """
 
 from __future__ import annotations

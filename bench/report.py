@@ -1,8 +1,9 @@
 """``python -m bench.report --suite NAME``: a suite's runs rendered as README.md, seaborn figures and CSV files.
 
 Reads only the suite's runs (:mod:`bench.frames`), takes every number from :mod:`bench.analysis` and writes
-``reports/<suite>/README.md``, ``figures/*.png`` (:mod:`bench.report_figures`), ``results.csv`` (one row per run)
-and ``summary.csv`` (one row per configuration). The README is a list of sections (:data:`SECTIONS`): each is a
+``reports/<suite>/README.md``, ``figures/*.png`` (:mod:`bench.report_figures`), ``results.csv`` (one row per run),
+``summary.csv`` (one row per configuration) and ``runs.jsonl.gz`` (the runs themselves, :mod:`bench.bundle`).
+The README is a list of sections (:data:`SECTIONS`): each is a
 function of a :class:`~bench.report_context.Context` returning markdown ("" = nothing to show), its tables from
 :mod:`bench.report_tables`; the seed-claims suite's verdicts (:mod:`bench.claims`) are one of them.
 """
@@ -22,7 +23,7 @@ import seaborn as sns
 
 import activations
 from activations import errors
-from bench import analysis, claims, frames, provenance, report_context
+from bench import analysis, bundle, claims, frames, provenance, report_context
 from bench import report_figures as figures
 from bench import report_findings as findings
 from bench import report_tables as tables
@@ -447,8 +448,11 @@ def section_cost(ctx: Context) -> str:
 def section_files(ctx: Context) -> str:
     return (
         "## Files\n\n- [results.csv](results.csv): one row per run, every status, every recorded field.\n"
-        "- [summary.csv](summary.csv): one row per configuration: n, mean, interval and counts of final test accuracy."
-        "\n"
+        "- [summary.csv](summary.csv): one row per configuration: n, mean, interval and counts of final test "
+        "accuracy.\n"
+        f"- [{bundle.FILENAME}]({bundle.FILENAME}): every run with its per-epoch and per-layer rows, the data this "
+        f"report is made from (format: `bench/bundle.py`); `python -m bench.bundle import reports/{ctx.suite}` loads "
+        f"it into a store, and `python -m bench.report --suite {ctx.suite}` then rebuilds this report.\n"
     )
 
 
@@ -494,6 +498,7 @@ def build(
         text = "\n".join(part for part in (section(ctx) for section in sections) if part)
     ctx.runs.to_csv(ctx.out / "results.csv", index=False)
     _summary(ctx).to_csv(ctx.out / "summary.csv", index=False)
+    bundle.write(store, ctx.runs["key"], ctx.out / bundle.FILENAME, ctx.suite, provenance.git_sha())
     readme = ctx.out / "README.md"
     readme.write_text(text)
     return readme
@@ -502,8 +507,8 @@ def build(
 def build_parser() -> errors.Parser:
     p = errors.Parser(
         prog="python -m bench.report",
-        description="Write reports/<suite>/README.md, figures/*.png, results.csv and summary.csv from the runs of "
-        "a suite in the store.",
+        description="Write reports/<suite>/README.md, figures/*.png, results.csv, summary.csv and runs.jsonl.gz (the "
+        "runs, to import elsewhere with python -m bench.bundle) from the runs of a suite in the store.",
     )
     p.add_argument("--suite", required=True, help="a suite name from bench/suites or a .toml file")
     p.add_argument("--store", default=str(frames.DEFAULT_PATH), help=f"SQLite store (default {frames.DEFAULT_PATH})")

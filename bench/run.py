@@ -25,7 +25,8 @@ examples:
 
 Runs already in the store (same RunSpec key) that ended ok or diverged are skipped, so rerunning a command
 resumes it; a failed run is trained again, and --force trains them all again. The key of a module:Class
-activation includes a hash of its module's source: an edit trains the new version. Read results with `python -m bench.export` or the reports.
+activation includes a hash of its module's source: an edit trains the new version. Read results with
+`python -m bench.export` or the reports.
 """
 
 

@@ -168,14 +168,21 @@ class Store:
         """Close the connection (idempotent); SQLite checkpoints the WAL file when the last one closes."""
         self._conn.close()
 
-    def save(self, record: dict[str, Any], epochs: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:
-        """Save one finished run in one transaction, replacing every earlier row of the same key."""
+    def save(
+        self,
+        record: dict[str, Any],
+        epochs: list[dict[str, Any]],
+        layers: list[dict[str, Any]],
+        finished_at: str | None = None,
+    ) -> None:
+        """Save one finished run in one transaction, replacing every earlier row of the same key; ``finished_at``
+        (ISO 8601) is now unless given (a run imported from a published bundle keeps its own)."""
         if self.readonly:
             raise StoreError(f"{self.path} was opened read-only; open it with readonly=False to save runs")
         key, status, error, text = _record_row(record)
         epoch_rows = _long_rows(key, epochs, _EPOCH_TYPES, "epochs")
         layer_rows = _long_rows(key, layers, _LAYER_TYPES, "layers")
-        finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        finished_at = finished_at or datetime.now(UTC).isoformat(timespec="seconds")
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -249,6 +256,11 @@ class Store:
         """The record saved under ``key`` exactly as given (NaN and inf included), or None."""
         row = self._conn.execute("SELECT record FROM runs WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
+
+    def finished_at(self, key: str) -> str | None:
+        """When the run under ``key`` was saved (ISO 8601, UTC), or None."""
+        row = self._conn.execute("SELECT finished_at FROM runs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
 
     def runs(self) -> pd.DataFrame:
         """One row per run, oldest first; columns are the union of record fields, ``key`` and ``status`` first."""

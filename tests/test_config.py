@@ -125,13 +125,13 @@ def test_suites_load_and_are_validated(tmp_path):
     assert len(specs) == 2 * 2 + 2 * 2 and {s.epochs for s in specs} == {3}
 
 
-PLUGIN = '''import torch
+PLUGIN = """import torch
 
 
 class Act(torch.nn.Module):
     def forward(self, x):
         return {formula}
-'''
+"""
 
 
 def test_a_plugin_key_follows_its_module_source(tmp_path, monkeypatch):
