@@ -9,6 +9,7 @@ counted in their own columns so that they are shown, never silently dropped. Non
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -118,6 +119,58 @@ def ranks(
     table["overall"] = table.mean(axis=1)
     table["n_groups"] = table.drop(columns="overall").notna().sum(axis=1)
     return table.reset_index().sort_values(["overall", item], kind="stable", ignore_index=True)
+
+
+def bootstrap_rank(
+    runs: pd.DataFrame,
+    target: str,
+    metric: str = "test_acc",
+    group: Columns = ("dataset", "model"),
+    item: str = "activation",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per group, ``target``'s rank (1 = best) by mean ``metric`` among the items with an ok run there, and its
+    interval from a bootstrap over seeds: each resample draws the seeds with replacement and ranks every item's
+    mean over the same drawn seeds (the runs are paired by seed). Columns: the group keys, ``rank``, ``rank_low``,
+    ``rank_high``, ``n_items``, ``mean`` (the target's), ``best`` (the item with the top mean) and ``excluded``
+    (items without an ok run there, comma-joined)."""
+    keys = _columns(runs, group)
+    frame = runs[[*keys, item, "seed"]].assign(_value=_values(runs, metric))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, part in frame.groupby(keys, dropna=False, sort=False):
+        table = part.pivot_table(index="seed", columns=item, values="_value", aggfunc="mean")
+        excluded = sorted(str(c) for c in table.columns[table.isna().all()])
+        table = table.dropna(axis=1, how="all")
+        if target not in table.columns:
+            continue
+        values = table.to_numpy()
+        means = np.nanmean(values, axis=0)
+        at = list(table.columns).index(target)
+        rank = 1 + int((means > means[at]).sum())
+        draws = rng.integers(0, len(values), size=(n_boot, len(values)))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a draw without an item's ok seed: NaN, ranks last
+            boot = np.nanmean(values[draws], axis=1)
+        boot = np.where(np.isnan(boot), -np.inf, boot)
+        ranks = 1 + (boot > boot[:, [at]]).sum(axis=1)
+        tail = (1 - confidence) / 2
+        low, high = np.quantile(ranks, [tail, 1 - tail], method="inverted_cdf")
+        rows.append(
+            {
+                **dict(zip(keys, name if isinstance(name, tuple) else (name,), strict=True)),
+                "rank": rank,
+                "rank_low": int(low),
+                "rank_high": int(high),
+                "n_items": table.shape[1],
+                "mean": float(means[at]),
+                "best": str(table.columns[int(np.nanargmax(means))]),
+                "excluded": ", ".join(excluded),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*keys, "rank", "rank_low", "rank_high", "n_items", "mean", "best", "excluded"])
 
 
 def holm(p_values: Iterable[float]) -> np.ndarray:

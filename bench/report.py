@@ -23,7 +23,7 @@ import seaborn as sns
 
 import activations
 from activations import errors
-from bench import analysis, bundle, claims, frames, provenance, report_context
+from bench import analysis, bundle, claims, frames, provenance
 from bench import report_figures as figures
 from bench import report_findings as findings
 from bench import report_tables as tables
@@ -156,10 +156,7 @@ def _roles(ctx: Context, mark: str = "thick black line") -> str:
     """How the figures draw the activations, for a caption."""
     if not ctx.highlight or len(ctx.activations) <= figures.MAX_COLOURED + 1:
         return f"{BASELINE} is the {mark}."
-    return (
-        f"{BASELINE} is the {mark}; coloured are the {report_context.HIGHLIGHTED} best and worst by mean rank over "
-        f"the settings ({', '.join(ctx.highlight)}), the others grey."
-    )
+    return f"{BASELINE} is the {mark}; coloured {ctx.highlight_why} ({', '.join(ctx.highlight)}), the others grey."
 
 
 def section_accuracy(ctx: Context) -> str:
@@ -379,9 +376,9 @@ def section_failures(ctx: Context) -> str:
     return "\n".join([*lines, "", tables.failures_table(bad.assign(setting=ctx.label(bad))), ""])
 
 
-def section_activations(ctx: Context) -> str:
-    """Gallery of f and f', the property cards, and (with timing) forward+backward cost relative to ReLU."""
-    names = ctx.activations
+def section_activations(ctx: Context, names: list[str] | None = None) -> str:
+    """Gallery of f and f' and the property cards of the suite's activations (or of ``names``)."""
+    names = names or ctx.activations
     curves = figures.gallery_curves(names)
     skipped = [n for n in names if not activations.info(n).elementwise]
     parts = ["## The activations", ""]

@@ -43,6 +43,7 @@ class Context:
     label_cols: list[str]  # setting columns shown in panel titles besides dataset/model
     detailed_regularizers: bool
     highlight: list[str] = field(default_factory=list)  # coloured in every figure when most activations are grey
+    highlight_why: str = f"are the {HIGHLIGHTED} best and worst by mean rank over the settings"
 
     @property
     def by(self) -> list[str]:
@@ -125,26 +126,40 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
             f"run `python -m bench.run --suite {suite} --store {store}` first"
         )
     name = suite_path(suite).stem
-    setting, labels, detailed = _varying(frames.spec_frame(specs))
+    command = command or f"python -m bench.run --suite {suite}"
+    return context(name, suite_description(suite), found, Path(out) / name, command, timing)
+
+
+def context(
+    name: str,
+    description: str,
+    found: frames.SuiteRuns,
+    out: Path,
+    command: str,
+    timing: bool,
+    highlight: list[str] | None = None,
+) -> Context:
+    """A report's context from runs already found (``highlight``: the coloured activations; default the extremes)."""
+    setting, labels, detailed = _varying(frames.spec_frame(found.specs))
     ctx = Context(
         suite=name,
-        description=suite_description(suite),
-        specs=specs,
+        description=description,
+        specs=found.specs,
         runs=found.runs,
         epochs=found.epochs,
         layers=found.layers,
         missing=found.missing,
         other_runs=found.other_runs,
         duplicates=found.duplicates,
-        command=command or f"python -m bench.run --suite {suite}",
-        out=Path(out) / name,
+        command=command,
+        out=out,
         timing=timing,
         setting_cols=setting,
         label_cols=labels,
         detailed_regularizers=detailed,
     )
     ctx.runs = ctx.with_regularizer(ctx.runs)
-    ctx.highlight = _extremes(ctx.runs, setting)
+    ctx.highlight = _extremes(ctx.runs, setting) if highlight is None else highlight
     return ctx
 
 

@@ -175,7 +175,7 @@ def lr_sensitivity(val: pd.DataFrame, colors: Palette) -> plt.Figure:
     return finish(grid)
 
 
-def forest(rows: pd.DataFrame, title: str) -> plt.Figure:
+def forest(rows: pd.DataFrame, title: str, xlabel: str = "test accuracy minus ReLU's") -> plt.Figure:
     """One setting's paired differences to ReLU in points (mean and interval per activation, sorted), zero line
     drawn; green and filled where Holm says better, red where worse, grey otherwise. A far-out mean is drawn at the
     axis edge as an arrow with its value; ``label`` names each row."""
@@ -211,7 +211,7 @@ def forest(rows: pd.DataFrame, title: str) -> plt.Figure:
     ax.set_xlim(left, right)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_yticks(y, rows["label"])
-    ax.set_xlabel("test accuracy minus ReLU's (percentage points), paired by seed, 95 % interval")
+    ax.set_xlabel(f"{xlabel} (percentage points), paired by seed, 95 % interval")
     ax.set_title(wrap(title, 70))
     ax.grid(axis="y", visible=False)
     return fig

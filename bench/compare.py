@@ -1,0 +1,233 @@
+"""``python -m bench.compare SPEC [SPEC ...]``: your activation against every activation of a published suite.
+
+Trains only the given activations on every configuration and seed of the suite (default ``default``), plus ReLU as
+a *control*, in this environment, and compares them with the suite's published runs (``reports/<suite>/
+runs.jsonl.gz``, :mod:`bench.bundle`), which are not trained again. If the control equals the published ReLU bit for
+bit (every result and every per-epoch and per-layer value), this environment reproduces the published one and every
+pair is of one environment; if not, the drift is reported and ReLU's runs in the comparison are the control's.
+
+Writes ``reports/compare-<name>/``: per setting the activation's rank among the published ones with a bootstrap
+interval, its paired difference to each (forest plot, Holm within the setting), its curves over the field, its
+property card beside ReLU's, GELU's and SiLU's, and its cost and memory against the control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import activations
+from activations import errors
+from bench import bundle, frames
+from bench.config import DEVICES, ConfigError, Status, load_suite, suite_description, suite_path
+from bench.run import split_list
+from bench.store import DEFAULT_PATH, Store
+
+CONTROL = "relu"
+# What a run's result is: equal in two runs of one spec and seed when their environments compute alike. Timings and
+# provenance are left out, and so is the per-epoch training time (split "train", metric "seconds").
+RESULT_FIELDS = (
+    "status",
+    "epochs_run",
+    "diverged_epoch",
+    "best_epoch",
+    "best_val_acc",
+    "best_val_loss",
+    "test_acc_at_best",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "parameters",
+    "saved_bytes_per_sample",
+)
+
+EXAMPLES = """\
+examples:
+  python -m bench.compare mypkg.acts:MyAct
+  python -m bench.compare mypkg.acts:MyAct "mypkg.acts:MyAct(beta=2.0)" --workers 2
+  python -m bench.compare mypkg.acts:MyAct --suite default --out reports/compare-myact
+
+The published runs of the suite come from reports/<suite>/runs.jsonl.gz (written by `make bench SUITE=<suite>`).
+Runs already in the store are skipped; editing the activation's module trains the new version.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = errors.Parser(
+        prog="python -m bench.compare",
+        description="Train your activation(s) on every configuration and seed of a published suite, plus ReLU as a "
+        "control, and write a report that ranks them among the suite's published activations.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("spec", nargs="+", metavar="SPEC", help="activation spec: pkg.module:Class, 'Class(k=1)', or a name")
+    p.add_argument("--suite", default="default", help="the published suite to compare with (default: default)")
+    p.add_argument(
+        "--published", metavar="DIR", help="its published report folder (default: reports/<suite>, from this folder)"
+    )
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store for the new runs (default {DEFAULT_PATH})")
+    p.add_argument("--out", metavar="DIR", help="report folder (default: reports/compare-<name>)")
+    p.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA, else ~/.cache/actbench/data)")
+    p.add_argument(
+        "--download", action="store_true", help="download missing datasets into the data folder (default off)"
+    )
+    p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} (default auto: cuda, then mps, then cpu)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="local worker processes (default: the usable CPU cores; 1 on CUDA)"
+    )
+    p.add_argument("--no-timing", action="store_true", help="skip measuring the activation's time alone against ReLU")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def report_name(specs: list[str]) -> str:
+    """``compare-<name>``: the class or activation names of the specs, lower case, joined by '+'."""
+    names = [re.sub(r"[^a-z0-9_.-]+", "_", activations.parse_spec(s)[0].split(":")[-1].lower()) for s in specs]
+    return "compare-" + "+".join(dict.fromkeys(names))
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return a == b or both_nan
+
+
+def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
+    """One row per control run paired with the published run of its spec and seed: both test accuracies, their
+    absolute difference, and ``identical`` (every result field and per-epoch and per-layer value equal)."""
+    import pandas as pd
+
+    on = [c for c in frames.MATCH_COLUMNS if c != "activation_sha"]
+    pairs = control.runs.merge(published.runs, on=on, suffixes=("", "_published"))
+
+    def rows(frame, key: str):
+        part = frame[frame["key"].eq(key)].drop(columns="key")
+        part = part[~(part.get("metric", "").eq("seconds"))]  # per-epoch training time: a timing, not a result
+        return part.reset_index(drop=True)
+
+    identical = []
+    for _, pair in pairs.iterrows():
+        here, there = pair["key"], pair["key_published"]
+        fields = all(_same(pair.get(f), pair.get(f"{f}_published")) for f in RESULT_FIELDS if f in control.runs)
+        same_rows = all(
+            rows(mine, here).equals(rows(theirs, there))
+            for mine, theirs in ((control.epochs, published.epochs), (control.layers, published.layers))
+        )
+        identical.append(fields and same_rows)
+    setting = pairs["dataset"] + "/" + pairs["model"]
+    return pd.DataFrame(
+        {
+            "setting": setting,
+            "seed": pairs["seed"],
+            "published": pairs["test_acc_published"],
+            "control": pairs["test_acc"],
+            "abs_diff": (pairs["test_acc"] - pairs["test_acc_published"]).abs(),
+            "identical": identical,
+        }
+    )
+
+
+def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.SuiteRuns]:
+    """The suite's published runs, loaded from its bundle into a store in ``folder``."""
+    path = folder / "published.sqlite"
+    with Store(path) as db:
+        header, _, _ = bundle.load(where, db)
+    if header.get("suite") != suite_path(suite).stem:
+        raise bundle.BundleError(
+            f"{bundle.bundle_path(where)} holds suite {header.get('suite')!r}, not {suite!r}; pass --published DIR"
+        )
+    found = frames.suite_runs(load_suite(suite), path)
+    if CONTROL not in set(found.runs["activation"]):
+        raise bundle.BundleError(f"{bundle.bundle_path(where)} has no {CONTROL} runs to compare with")
+    return header, found
+
+
+def _plan(todo: list, published: frames.SuiteRuns, workers: int) -> str:
+    """The runs to train and the expected time, from the published ReLU runs' wall times per setting."""
+    relu = published.runs[published.runs["activation"].eq(CONTROL)]
+    seconds = relu.groupby(["dataset", "model"])["wall_seconds"].mean()
+    total = sum(seconds.get((s.dataset, s.model), seconds.mean()) for s in todo)
+    return (
+        f"{len(todo)} runs to train on {workers} worker(s): about {total / workers / 60:.0f} min at the published "
+        "ReLU runs' speed (a slower activation takes longer)"
+    )
+
+
+def _body(args: argparse.Namespace) -> int:
+    from bench import compare_report, data
+    from bench.executors import default_workers, execute
+
+    names = list(dict.fromkeys(activations.canonical(s) for chunk in args.spec for s in split_list(chunk)))
+    suite_specs = load_suite(args.suite)
+    field = set(s.activation for s in suite_specs)
+    for name in names:  # bad input: before any store is opened or anything trains
+        activations.check(name)
+        if name in field:
+            raise ConfigError(
+                f"{name!r} is one of suite {args.suite!r}'s activations: its published results are in "
+                f"reports/{suite_path(args.suite).stem}/README.md"
+            )
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    new_specs = load_suite(args.suite, overrides={"activation": names, "device": args.device})
+    control_specs = load_suite(args.suite, overrides={"activation": CONTROL, "device": args.device})
+    where = Path(args.published or Path("reports") / suite_path(args.suite).stem)
+    out = Path(args.out or Path("reports") / report_name(names))
+    for dataset in sorted({s.dataset for s in new_specs}):
+        data.load(dataset, args.data_dir, download=args.download)
+    with tempfile.TemporaryDirectory(prefix="actbench-published-") as folder:
+        header, published = _published(where, args.suite, Path(folder))
+        with Store(args.store) as store:
+            pub = {r["key"]: r for r in published.runs[["key", "started_at", "host"]].to_dict("records")}
+            # The published runs themselves (imported into this store with bench.bundle): no control; train again.
+            imported = [
+                s for s in control_specs if s.key in pub and _started(store.record(s.key)) == _started(pub[s.key])
+            ]
+            specs = new_specs + control_specs
+            todo = [s for s in specs if not store.has(s.key) or s in imported]
+            workers = args.workers or default_workers(todo or specs, 1)
+            if not args.quiet:
+                print(_plan(todo, published, workers), file=sys.stderr)
+            options = dict(data_dir=args.data_dir, download=args.download, progress=not args.quiet, workers=workers)
+            summary = execute(specs, store, **options)
+            if imported:
+                summary.records += execute(imported, store, force=True, **options).records
+        here = frames.suite_runs(new_specs, args.store)
+        control = frames.suite_runs(control_specs, args.store)
+        command = " ".join(
+            ["python -m bench.compare", *args.spec, *(["--suite", args.suite] * (args.suite != "default"))]
+        )
+        readme = compare_report.build(
+            names,
+            suite_path(args.suite).stem,
+            suite_description(args.suite),
+            header,
+            published,
+            here,
+            control,
+            drift(published, control),
+            out,
+            command,
+            timing=not args.no_timing,
+        )
+    print(f"{summary.line()}; store: {args.store}", file=sys.stderr)
+    print(f"report written to {readme}", file=sys.stderr)
+    return 1 if summary.count(Status.FAILED) else 0
+
+
+def _started(record: dict | None) -> tuple:
+    return (None, None) if record is None else (record.get("started_at"), record.get("host"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return errors.main(build_parser(), _body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

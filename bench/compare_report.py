@@ -1,0 +1,226 @@
+"""The page ``python -m bench.compare`` writes: new activations ranked among a published suite's, and the control.
+
+The field is the suite's published runs plus the new activations' runs (ReLU's are the control's when the control
+drifted); the sections reuse the suite report's tables and figures (:mod:`bench.report`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import seaborn as sns
+
+from bench import analysis, frames, provenance, report
+from bench import report_figures as figures
+from bench import report_findings as findings
+from bench import report_tables as tables
+from bench.report_context import Context, context
+
+CONTROL = figures.REFERENCE
+NEIGHBOURS = ("relu", "gelu", "silu")  # the property cards shown beside the compared activations'
+
+
+def _join(*found: frames.SuiteRuns, drop: frozenset[str] = frozenset()) -> frames.SuiteRuns:
+    """Several runs' frames as one, without the runs of the activations in ``drop``."""
+    runs = pd.concat([f.runs[~f.runs["activation"].isin(drop)] for f in found], ignore_index=True)
+    keys = set(runs["key"])
+
+    def pick(name: str) -> pd.DataFrame:
+        rows = pd.concat([getattr(f, name) for f in found], ignore_index=True)
+        return rows[rows["key"].isin(keys)]
+
+    return frames.SuiteRuns(
+        specs=[s for f in found for s in f.specs],
+        runs=runs,
+        epochs=pick("epochs").reset_index(drop=True),
+        layers=pick("layers").reset_index(drop=True),
+        missing=[s for f in found for s in f.missing],
+        other_runs=0,
+        duplicates=0,
+    )
+
+
+def against(ctx: Context, name: str) -> pd.DataFrame:
+    """``name`` minus every other activation of the field per setting, paired by seed, Holm within the setting."""
+    tests = analysis.paired_tests(ctx.runs, "test_acc", baseline=name, test=ctx.paired_test)
+    flip = {"better": "worse", "worse": "better"}
+    return tests.assign(
+        setting=ctx.label(tests),
+        mean_diff=-tests["mean_diff"],
+        ci_low=-tests["ci_high"],
+        ci_high=-tests["ci_low"],
+        better=tests["better"].map(lambda b: flip.get(b, b)),
+        versus=tests["activation"],
+        activation=name,
+    )
+
+
+def _control_section(table: pd.DataFrame, expected: int, published: pd.DataFrame) -> tuple[str, bool]:
+    """The control's verdict (markdown) and whether it matched: every control run identical to the published one."""
+    matched = len(table) == expected and bool(table["identical"].all())
+    where = (
+        f"git SHA {tables.values(published, 'git_sha')}, host {tables.values(published, 'host')}, torch "
+        f"{tables.values(published, 'torch_version')}, {tables.values(published, 'threads')} thread(s) per run"
+    )
+    if matched:
+        text = (
+            f"**The control matched.** All {expected} {CONTROL} runs trained here equal the published ones bit for bit "
+            "(every result field and every per-epoch and per-layer value; training times aside): this environment "
+            f"reproduces the published one ({where}), so every comparison below pairs runs of one environment."
+        )
+        return f"## Control\n\n{text}\n", True
+    per = table.groupby("setting").agg(
+        runs=("seed", "size"),
+        identical=("identical", "sum"),
+        median_abs_diff=("abs_diff", "median"),
+        max_abs_diff=("abs_diff", "max"),
+    )
+    per[["median_abs_diff", "max_abs_diff"]] *= 100
+    missing = expected - len(table)
+    lost = f" ({missing} control runs are missing: failed or not trained)" if missing else ""
+    differ = int((~table["identical"]).sum())
+    text = (
+        f"**The control drifted.** {differ} of {len(table)} {CONTROL} runs trained here differ from"
+        f" the published ones (published: {where}){lost}. |Δ test accuracy| per run in points, median "
+        f"{100 * table['abs_diff'].median():.2f}, max {100 * table['abs_diff'].max():.2f}. Comparisons with {CONTROL} "
+        "below use the control (both trained here: one environment); comparisons with every other activation use its "
+        "published runs (the published environment), so differences of the size of the drift are not evidence."
+    )
+    columns = {"median_abs_diff": "median |Δ| (pt)", "max_abs_diff": "max |Δ| (pt)"}
+    shown = tables.markdown_table(per.reset_index().rename(columns=columns), dict.fromkeys(columns.values(), ".2f"))
+    return f"## Control\n\n{text}\n\n{shown}\n", False
+
+
+def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.DataFrame, matched: bool) -> str:
+    """Per activation and setting: rank with interval, difference to ReLU, and how many it beats or loses to."""
+    lines = ["## Verdict", ""]
+    relu = f"{CONTROL}" + ("" if matched else " (the control)")
+    for name in names:
+        lines.append(f"**{name}**, per setting (paired by seed, Holm p < 0.05 within the setting):\n")
+        for _, r in ranks[ranks["activation"].eq(name)].iterrows():
+            rows = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"])]
+            base = rows[rows["versus"].eq(CONTROL)]
+            if len(base):
+                b = base.iloc[0]
+                interval = f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}]"
+                versus = f"vs {relu} {findings.points(b['mean_diff'])} {interval} ({b['better']})"
+            else:
+                versus = f"no pair with {relu}"
+            lines.append(
+                f"- {r['setting']}: rank **{r['rank']}** of {r['n_items']} [{r['rank_low']}, {r['rank_high']}], "
+                f"test accuracy {r['mean']:.4f}; {versus}; better than {int(rows['better'].eq('better').sum())} and "
+                f"worse than {int(rows['better'].eq('worse').sum())} of the {len(rows)} others."
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _ranks(ctx: Context, names: list[str]) -> pd.DataFrame:
+    parts = [analysis.bootstrap_rank(ctx.runs, n, group=ctx.setting_cols).assign(activation=n) for n in names]
+    table = pd.concat(parts, ignore_index=True)
+    return table.assign(setting=ctx.label(table))
+
+
+def _rank_section(ranks: pd.DataFrame) -> str:
+    shown = ranks[["activation", "setting", "rank", "rank_low", "rank_high", "n_items", "mean", "best", "excluded"]]
+    note = (
+        "Rank 1 is the best mean final test accuracy in the setting, among every activation with an ok run there "
+        "(`excluded`: none ok). The interval is a 95 % bootstrap over seeds (2000 resamples; each draws the seeds with "
+        "replacement and ranks every activation on the same draw, since the runs are paired by seed)."
+    )
+    return (
+        "## Rank among the published activations\n\n"
+        + note
+        + "\n\n"
+        + tables.markdown_table(shown, {"mean": ".4f"})
+        + "\n"
+    )
+
+
+def _forest_section(ctx: Context, pairs: pd.DataFrame, matched: bool) -> str:
+    parts = ["## Differences to every activation", ""]
+    control = "" if matched else " (control, this machine)"
+    for (name, setting), rows in pairs.groupby(["activation", "setting"], sort=False):
+        if rows["n_pairs"].max() < 2:
+            continue
+        rows = rows.assign(label="vs " + rows["versus"] + rows["versus"].eq(CONTROL).map({True: control, False: ""}))
+        title = f"{name}, {setting}: green/red = {name} better/worse (Holm p < 0.05 within the setting)"
+        caption = (
+            f"{setting}: {name}'s final test accuracy minus each activation's, paired by seed, mean (dot) and 95 % "
+            "interval (line); filled green where it is better, red where worse (Holm within the setting), open grey "
+            "where there is no evidence of a difference."
+        )
+        slug = re.sub(r"[^a-z0-9]+", "_", f"{name} {setting}".lower()).strip("_")
+        fig = figures.forest(rows, title, xlabel=f"{name}'s test accuracy minus the listed activation's")
+        parts.append(ctx.figure(fig, f"forest_{slug}", caption))
+    return "\n".join(parts) if len(parts) > 2 else ""
+
+
+def build(
+    names: list[str],
+    suite: str,
+    description: str,
+    header: dict,
+    published: frames.SuiteRuns,
+    here: frames.SuiteRuns,
+    control: frames.SuiteRuns,
+    drift: pd.DataFrame,
+    out: Path,
+    command: str,
+    timing: bool = True,
+) -> Path:
+    """Write ``out/README.md``, its figures and CSV files; return the README path."""
+    matplotlib.use("Agg")
+    control_text, matched = _control_section(drift, len(control.specs), published.runs)
+    # ReLU's runs are the published ones when the control matched them, else the control's (one environment)
+    field = _join(published, here) if matched else _join(_join(published, drop=frozenset({CONTROL})), control, here)
+    title = f"the compared activation{'s' if len(names) > 1 else ''}"
+    ctx = context(suite, description, field, out, command, timing, highlight=names)
+    ctx.highlight_why = f"{'are' if len(names) > 1 else 'is'} {title}"
+    local = context(suite, description, _join(here, control), out, command, timing, highlight=[])
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (out / "figures").glob("*.png"):
+        stale.unlink()
+    pairs = pd.concat([against(ctx, n) for n in names], ignore_index=True)
+    ranks = _ranks(ctx, names)
+    written = f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at git SHA `{provenance.git_sha()}`"
+    intro = (
+        f"# actbench comparison: {', '.join(f'`{n}`' for n in names)} against suite `{suite}`\n\n"
+        f"{', '.join(names)} trained here on every configuration and seed of suite `{suite}`, with {CONTROL} as a "
+        f"control, and compared with the suite's {published.runs['activation'].nunique()} published activations "
+        f"({len(published.runs)} runs from `runs.jsonl.gz`, written at git SHA `{header.get('git_sha')}`, not "
+        f"trained again).\n\n"
+        + (f"Suite `{suite}`: {description}\n\n" if description else "")
+        + "The runs trained here:\n\n"
+        + tables.header_table(local.runs, command, written)
+        + "\n"
+    )
+    shas = local.runs.get("activation_sha", pd.Series(dtype=str)).dropna()
+    code = sorted({f"`{a}` {s}" for a, s in zip(local.runs["activation"], shas, strict=False) if s})
+    if code:
+        intro += f"\nSource hash of each plugin activation's module (its runs' key): {', '.join(code)}.\n"
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
+        sections = [
+            intro,
+            _verdicts(ctx, names, ranks, pairs, matched),
+            control_text,
+            _rank_section(ranks),
+            _forest_section(ctx, pairs, matched),
+            report.section_curves(ctx),
+            report.section_activations(local, [*names, *NEIGHBOURS]),
+            report.section_cost(local),
+            report.section_failures(local),
+            "## Files\n\n- [results.csv](results.csv): the runs trained here (the compared activations and the "
+            "control), every recorded field.\n- [comparison.csv](comparison.csv): every paired difference shown "
+            "above.\n- [ranks.csv](ranks.csv): the ranks and their intervals.\n",
+        ]
+    local.runs.to_csv(out / "results.csv", index=False)
+    pairs.drop(columns=["baseline"]).to_csv(out / "comparison.csv", index=False)
+    ranks.to_csv(out / "ranks.csv", index=False)
+    readme = out / "README.md"
+    readme.write_text("\n".join(s for s in sections if s))
+    return readme
