@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint cards bench report perf clean
+.PHONY: install test lint cards bench report compare perf clean
 
 install: $(STAMP)
 
@@ -35,6 +35,13 @@ bench: install
 # Rebuild a report from the store without training.
 report: install
 	$(PY) -m bench.report --suite $(SUITE) --store $(STORE)
+
+# Your activation against the published suite: make compare ACT=mymodule:MyAct (a module in this folder or on
+# PYTHONPATH); trains it and a ReLU control on every configuration and seed, writes reports/compare-<name>/.
+ACT ?=
+compare: install
+	@test -n "$(ACT)" || { echo "error: name the activation: make compare ACT=mymodule:MyAct" >&2; exit 2; }
+	$(PY) -m bench.compare $(ACT) --suite $(SUITE) --store $(STORE) --download
 
 perf: install
 	$(PY) -m bench.perf
