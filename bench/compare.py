@@ -14,18 +14,21 @@ property card beside ReLU's, GELU's and SiLU's, and its cost and memory against 
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import activations
 from activations import errors
-from bench import bundle, frames
+from bench import bundle
 from bench.config import DEVICES, ConfigError, Status, load_suite, suite_description, suite_path
 from bench.run import split_list
 from bench.store import DEFAULT_PATH, Store
+
+if TYPE_CHECKING:
+    from bench import frames
 
 CONTROL = "relu"
 # What a run's result is: equal in two runs of one spec and seed when their environments compute alike. Timings and
@@ -93,15 +96,19 @@ def report_name(specs: list[str]) -> str:
     return "compare-" + "+".join(dict.fromkeys(names))
 
 
-def _same(a: float | None, b: float | None) -> bool:
-    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
-    return a == b or both_nan
+def _same(a: object, b: object) -> bool:
+    """Equal, or both missing (None in one frame is NaN in another whose column also holds numbers)."""
+    import pandas as pd
+
+    return bool(pd.isna(a) and pd.isna(b)) or a == b
 
 
 def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
     """One row per control run paired with the published run of its spec and seed: both test accuracies, their
     absolute difference, and ``identical`` (every result field and per-epoch and per-layer value equal)."""
     import pandas as pd
+
+    from bench import frames
 
     on = [c for c in frames.MATCH_COLUMNS if c != "activation_sha"]
     pairs = control.runs.merge(published.runs, on=on, suffixes=("", "_published"))
@@ -135,6 +142,8 @@ def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
 
 def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.SuiteRuns]:
     """The suite's published runs, loaded from its bundle into a store in ``folder``."""
+    from bench import frames
+
     path = folder / "published.sqlite"
     with Store(path) as db:
         header, _, _ = bundle.load(where, db)
@@ -160,7 +169,7 @@ def _plan(todo: list, published: frames.SuiteRuns, workers: int) -> str:
 
 
 def _body(args: argparse.Namespace) -> int:
-    from bench import compare_report, data
+    from bench import compare_report, data, frames
     from bench.executors import default_workers, execute
 
     names = list(dict.fromkeys(activations.canonical(s) for chunk in args.spec for s in split_list(chunk)))
@@ -198,6 +207,7 @@ def _body(args: argparse.Namespace) -> int:
             summary = execute(specs, store, **options)
             if imported:
                 summary.records += execute(imported, store, force=True, **options).records
+                summary.skipped -= len(imported)
         here = frames.suite_runs(new_specs, args.store)
         control = frames.suite_runs(control_specs, args.store)
         command = " ".join(

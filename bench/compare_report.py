@@ -102,7 +102,7 @@ def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.Dat
     for name in names:
         lines.append(f"**{name}**, per setting (paired by seed, Holm p < 0.05 within the setting):\n")
         for _, r in ranks[ranks["activation"].eq(name)].iterrows():
-            rows = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"])]
+            rows = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"]) & pairs["p_value"].notna()]
             base = rows[rows["versus"].eq(CONTROL)]
             if len(base):
                 b = base.iloc[0]
@@ -193,11 +193,8 @@ def build(
         f"{', '.join(names)} trained here on every configuration and seed of suite `{suite}`, with {CONTROL} as a "
         f"control, and compared with the suite's {published.runs['activation'].nunique()} published activations "
         f"({len(published.runs)} runs from `runs.jsonl.gz`, written at git SHA `{header.get('git_sha')}`, not "
-        f"trained again).\n\n"
-        + (f"Suite `{suite}`: {description}\n\n" if description else "")
-        + "The runs trained here:\n\n"
-        + tables.header_table(local.runs, command, written)
-        + "\n"
+        f"trained again; the suite's settings and budget are in its own report, `reports/{suite}/README.md`).\n\n"
+        "The runs trained here:\n\n" + tables.header_table(local.runs, command, written) + "\n"
     )
     shas = local.runs.get("activation_sha", pd.Series(dtype=str)).dropna()
     code = sorted({f"`{a}` {s}" for a, s in zip(local.runs["activation"], shas, strict=False) if s})

@@ -10,7 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench import bundle, compare, report
+from bench import bundle, compare, frames, report
+from bench.config import load_suite
 from bench.run import main as run_main
 from bench.store import Store
 
@@ -93,6 +94,12 @@ def test_a_plugin_is_ranked_among_the_published_field_and_follows_its_code(tmp_p
     assert sorted(pairs["versus"]) == ["elu", "relu", "tanh"] and set(pairs["activation"]) == {"cmp_act:MyAct"}
     assert {"results.csv", "figures"} <= {p.name for p in out.iterdir()}
     assert any(p.name.startswith("forest_cmp_act") for p in (out / "figures").iterdir())
+
+    specs = load_suite(str(published["suite"]))
+    control = frames.suite_runs([s for s in specs if s.activation == "relu"], store)
+    theirs = frames.suite_runs(specs, published["folder"].parents[1] / "published.sqlite")
+    theirs.runs["diverged_epoch"] = float("nan")  # as where another run diverged: None there is NaN here
+    assert compare.drift(theirs, control)["identical"].tolist() == [True, True]
 
     again = compare_cli(published, "cmp_act:MyAct", store=store, out=out)
     assert again.returncode == 0 and "0 trained" in again.stderr and "4 already in the store" in again.stderr
