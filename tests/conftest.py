@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# No wall-clock limit on a property test: the first example pays for imports, and the machine is shared.
+settings.register_profile("actbench", deadline=None)
+settings.load_profile("actbench")
 
 CIFAR_PER_BATCH = 40  # images per fixture batch file
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
