@@ -88,7 +88,8 @@ def _control_section(table: pd.DataFrame, expected: int, published: pd.DataFrame
         f" the published ones (published: {where}){lost}. |Δ test accuracy| per run in points, median "
         f"{100 * table['abs_diff'].median():.2f}, max {100 * table['abs_diff'].max():.2f}. Comparisons with {CONTROL} "
         "below use the control (both trained here: one environment); comparisons with every other activation use its "
-        "published runs (the published environment), so differences of the size of the drift are not evidence."
+        "published runs (the published environment), so differences of the size of the drift are not evidence. "
+        "Each run: `control.csv`."
     )
     columns = {"median_abs_diff": "median |Δ| (pt)", "max_abs_diff": "max |Δ| (pt)"}
     shown = tables.markdown_table(per.reset_index().rename(columns=columns), dict.fromkeys(columns.values(), ".2f"))
@@ -213,11 +214,14 @@ def build(
             report.section_failures(local),
             "## Files\n\n- [results.csv](results.csv): the runs trained here (the compared activations and the "
             "control), every recorded field.\n- [comparison.csv](comparison.csv): every paired difference shown "
-            "above.\n- [ranks.csv](ranks.csv): the ranks and their intervals.\n",
+            "above.\n- [ranks.csv](ranks.csv): the ranks and their intervals.\n"
+            "- [control.csv](control.csv): each control run against the published run of its setting and seed: "
+            "both test accuracies, |Δ| and whether identical.\n",
         ]
     local.runs.to_csv(out / "results.csv", index=False)
     pairs.drop(columns=["baseline"]).to_csv(out / "comparison.csv", index=False)
     ranks.to_csv(out / "ranks.csv", index=False)
+    drift.to_csv(out / "control.csv", index=False)
     readme = out / "README.md"
     readme.write_text("\n".join(s for s in sections if s))
     return readme
