@@ -9,22 +9,13 @@ import sys
 
 import pandas as pd
 import pytest
+from test_report import TINY
 
 from bench import bundle, compare, frames, report
 from bench.config import load_suite
 from bench.run import main as run_main
 from bench.store import Store
 
-SUITE = """
-description = "tiny published suite"
-dataset = "mnist"
-model = "mlp"
-hidden = [16]
-batch_size = 512
-epochs = 1
-seeds = 2
-activation = ["relu", "tanh", "elu"]
-"""
 PLUGIN = """import torch
 from torch import nn
 
@@ -56,7 +47,7 @@ def published(tmp_path_factory, data_dir):
     """The tiny suite trained here and published (its report folder with runs.jsonl.gz), and a plugin module."""
     root = tmp_path_factory.mktemp("compare")
     suite = root / "tiny.toml"
-    suite.write_text(SUITE)
+    suite.write_text(TINY.format(activations='["relu", "tanh", "elu"]'))
     store = root / "published.sqlite"
     argv = ["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--quiet", "--device", "cpu"]
     assert run_main(argv) == 0
