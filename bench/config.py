@@ -22,6 +22,7 @@ import activations
 from activations.errors import InputError, choose, close_names
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DROPOUT_KINDS = ("plain", "alpha")  # alpha: AlphaDropout, which keeps SELU's self-normalisation
 DTYPES = ("float32", "float64")
 AMPS = ("none", "bf16")
 RECORD_SCHEMA = 1
@@ -111,6 +112,7 @@ class RunSpec:
     weight_decay: float = 0.0
     decay_act_params: bool = False
     dropout: float = 0.0
+    dropout_kind: str = "plain"  # plain (Dropout) or alpha (AlphaDropout, for SELU); "plain" when dropout is 0
     batch_norm: bool = False
     augment: bool = False
     patience: int = 0  # early stopping on validation accuracy; 0 = off
@@ -129,6 +131,7 @@ class RunSpec:
             choose("initializer" if name == "init" else name, getattr(self, name), valid, ConfigError)
         choose("dtype", self.dtype, DTYPES, ConfigError)
         choose("amp", self.amp, AMPS, ConfigError)
+        choose("dropout kind", self.dropout_kind, DROPOUT_KINDS, ConfigError)
         from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
 
         set_("activation", activations.canonical(self.activation))
@@ -160,6 +163,8 @@ class RunSpec:
             raise ConfigError("weight_decay must be >= 0 and momentum in [0, 1)")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.dropout == 0:
+            set_("dropout_kind", "plain")  # no dropout: no kind, one key
         for name in ("nesterov", "decay_act_params", "batch_norm", "augment", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -190,7 +195,9 @@ class RunSpec:
 
 
 FIELDS = tuple(f.name for f in fields(RunSpec) if f.init)  # what a user sets: command line, suite files
-ADDED_FIELDS = {"activation_sha": ""}  # later fields and their defaults, which older records do not carry
+# Fields added after the first store schema, and their defaults: older records do not carry them, and a key leaves
+# them out at their default, so the keys of older runs stay the same.
+ADDED_FIELDS = {name: RunSpec.__dataclass_fields__[name].default for name in ("activation_sha", "dropout_kind")}
 WIDTH_FIELDS = ("hidden", "channels")
 
 

@@ -17,7 +17,7 @@ from bench.store import DEFAULT_PATH, Store
 
 __all__ = ["DEFAULT_PATH", "MATCH_COLUMNS", "SuiteRuns", "spec_frame", "suite_runs"]
 
-MATCH_COLUMNS = (*(f for f in FIELDS if f not in ("device", "compile")), *ADDED_FIELDS)
+MATCH_COLUMNS = tuple(dict.fromkeys([*(f for f in FIELDS if f not in ("device", "compile")), *ADDED_FIELDS]))
 
 
 @dataclass

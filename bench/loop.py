@@ -83,6 +83,7 @@ def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
         hidden=spec.hidden,
         channels=spec.channels,
         dropout=spec.dropout,
+        dropout_kind=spec.dropout_kind,
         batch_norm=spec.batch_norm,
     )
     gain = activations.card(spec.activation).gain

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -24,7 +25,8 @@ def _pre_width(width: int, act_layer: Callable[[], nn.Module]) -> int:
     return pre
 
 
-def _dense_blocks(in_features: int, hidden: tuple[int, ...], act_layer, dropout: float, batch_norm: bool) -> list:
+def _dense_blocks(in_features: int, hidden: tuple[int, ...], act_layer, dropout_layer, batch_norm: bool) -> list:
+    """Linear -> [batch norm] -> activation -> [dropout], per width; ``dropout_layer`` makes one, or is None."""
     layers: list[nn.Module] = []
     for width in hidden:
         pre = _pre_width(width, act_layer)
@@ -32,8 +34,8 @@ def _dense_blocks(in_features: int, hidden: tuple[int, ...], act_layer, dropout:
         if batch_norm:
             layers.append(nn.BatchNorm1d(pre))
         layers.append(act_layer())
-        if dropout:
-            layers.append(nn.Dropout(dropout))
+        if dropout_layer is not None:
+            layers.append(dropout_layer())
         in_features = width
     return layers
 
@@ -58,14 +60,16 @@ def _conv_blocks(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_
     return layers, c * h * w
 
 
+DROPOUTS = {"plain": nn.Dropout, "alpha": nn.AlphaDropout}
+
 # The networks by name: each is its feature layers, then flatten, dense blocks and a linear classifier.
 MODELS = {"mlp": _pixels, "deep_mlp": _pixels, "cnn": _conv_blocks}
 
 
-def _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout, batch_norm) -> nn.Sequential:
+def _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout_layer, batch_norm) -> nn.Sequential:
     layers, features = MODELS[model](in_shape, channels, act_layer, batch_norm)
     layers.append(nn.Flatten())
-    layers += _dense_blocks(features, hidden, act_layer, dropout, batch_norm)
+    layers += _dense_blocks(features, hidden, act_layer, dropout_layer, batch_norm)
     layers.append(nn.Linear(hidden[-1], num_classes))
     return nn.Sequential(*layers)
 
@@ -81,7 +85,7 @@ def _matched_widths(model, in_shape, num_classes, act_layer, hidden, channels, b
 
     def count(act, widths) -> int:
         with torch.device("meta"):
-            net = _assemble(model, in_shape, num_classes, act, *widths, 0.0, batch_norm)
+            net = _assemble(model, in_shape, num_classes, act, *widths, None, batch_norm)
         return sum(p.numel() for p in net.parameters())
 
     target = count(nn.Identity, (hidden, channels))
@@ -106,11 +110,12 @@ def build(
     hidden: tuple[int, ...] = (),
     channels: tuple[int, ...] = (),
     dropout: float = 0.0,
+    dropout_kind: str = "plain",
     batch_norm: bool = False,
 ) -> nn.Sequential:
     """An ``mlp``/``deep_mlp`` (flatten, dense blocks) or ``cnn`` (5x5 conv blocks with 2x2 max-pool, then dense).
 
-    Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks]; the last
+    Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks, plain or alpha]; the last
     layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS. An
     activation with ``matches_parameters = True`` (maxout_matched) gets every width scaled down by one factor, so
     that the network has as many parameters as with ReLU: capacity held equal, only the function differs.
@@ -119,7 +124,8 @@ def build(
     channels = channels or DEFAULT_CHANNELS.get(model, ())
     if getattr(act_layer(), "matches_parameters", False):
         hidden, channels = _matched_widths(model, in_shape, num_classes, act_layer, hidden, channels, batch_norm)
-    return _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout, batch_norm)
+    dropout_layer = functools.partial(DROPOUTS[dropout_kind], dropout) if dropout else None
+    return _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout_layer, batch_norm)
 
 
 def weight_layers(model: nn.Module) -> list[nn.Module]:
@@ -127,7 +133,17 @@ def weight_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
 
 
-STRUCTURAL = (nn.Sequential, nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.MaxPool2d, nn.Flatten)
+STRUCTURAL = (
+    nn.Sequential,
+    nn.Linear,
+    nn.Conv2d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.Dropout,
+    nn.AlphaDropout,
+    nn.MaxPool2d,
+    nn.Flatten,
+)
 
 
 def activation_modules(model: nn.Module) -> list[nn.Module]:

@@ -23,7 +23,7 @@ import seaborn as sns
 
 import activations
 from activations import errors
-from bench import analysis, bundle, claims, frames, provenance
+from bench import analysis, bundle, checks, claims, frames, provenance
 from bench import report_figures as figures
 from bench import report_findings as findings
 from bench import report_tables as tables
@@ -85,6 +85,17 @@ def section_coverage(ctx: Context) -> str:
         ]
     lines += ["", f"Seeds per configuration: {ctx.n_seeds}. Intervals are 95 % Student t intervals over seeds."]
     return "\n".join(lines) + "\n"
+
+
+def section_warnings(ctx: Context) -> str:
+    """Known-bad combinations among the suite's runs (the warnings ``bench.run`` printed), so that no reader misses
+    them."""
+    lines = checks.known_bad(ctx.specs)
+    if not lines:
+        return ""
+    items = "\n".join(f"- {line}." for line in lines)
+    note = "They were trained as the suite asks (a suite may study them); read their results with this in mind."
+    return f"## Known-bad combinations\n\n{items}\n\n{note}\n"
 
 
 def section_curves(ctx: Context) -> str:
@@ -457,6 +468,7 @@ Section = Callable[[Context], str]
 SECTIONS: tuple[Section, ...] = (
     section_header,
     section_coverage,
+    section_warnings,
     section_findings,
     section_claims,
     section_forest,

@@ -32,11 +32,15 @@ CARD_COLUMNS = {
 PACKAGES = (("actbench", "actbench_version"), ("torch", "torch_version"), ("python", "python_version"))
 
 
-def regularizer_label(weight_decay: float, dropout: float, augment: bool, detailed: bool = False) -> str:
-    """none, L2, dropout, augment, all (all three) or a '+' combination; ``detailed`` adds the values."""
+def regularizer_label(
+    weight_decay: float, dropout: float, augment: bool, detailed: bool = False, dropout_kind: str = "plain"
+) -> str:
+    """none, L2, dropout (alpha dropout), augment, all (all three) or a '+' combination; ``detailed`` adds the
+    values."""
+    drop = "alpha dropout" if dropout_kind == "alpha" else "dropout"
     parts = [
         *([f"L2 {weight_decay:g}" if detailed else "L2"] if weight_decay > 0 else []),
-        *([f"dropout {dropout:g}" if detailed else "dropout"] if dropout > 0 else []),
+        *([f"{drop} {dropout:g}" if detailed else drop] if dropout > 0 else []),
         *(["augment"] if augment else []),
     ]
     if not parts:

@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg.add_argument("--dropout", metavar="P", help="dropout after each dense hidden activation (default 0)")
     reg.add_argument(
+        "--dropout-kind",
+        metavar="KIND",
+        help="plain (default) or alpha: AlphaDropout, which keeps SELU's self-normalisation",
+    )
+    reg.add_argument(
         "--augment",
         action="store_const",
         const="true",
@@ -205,13 +210,10 @@ def _list() -> int:
 
 def _warn(specs: list[RunSpec]) -> None:
     """Known-bad combinations: a warning line each, not an error (a suite may study them on purpose)."""
-    selu = [s for s in specs if activations.parse_spec(s.activation)[0] == "selu" and s.dropout > 0]
-    if selu:
-        print(
-            f"warning: {len(selu)} run(s) use selu with plain dropout, which breaks its self-normalisation "
-            "(SELU is meant for alpha-dropout and LeCun-normal init)",
-            file=sys.stderr,
-        )
+    from bench.checks import known_bad
+
+    for line in known_bad(specs):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _dry_run(specs: list[RunSpec], store: str) -> int:

@@ -48,7 +48,8 @@ def test_key_changes_when_any_field_changes():
         "compile": True,
     }
     untestable_here = {"channels", "device", "amp"}  # channels need cnn; cuda/amp are not on this machine
-    assert set(changed) | untestable_here == set(FIELDS)
+    with_dropout = {"dropout_kind"}  # tested below: without dropout it has no kind
+    assert set(changed) | untestable_here | with_dropout == set(FIELDS)
     keys = {base.key}
     for name, value in changed.items():
         spec = dataclasses.replace(base, **{name: value})
@@ -153,3 +154,13 @@ def test_builtin_keys_do_not_carry_the_source_hash():
     assert spec.activation_sha == "" and "activation_sha" not in spec.canonical_json()
     with pytest.raises(ConfigError, match="activation_sha"):
         make_spec({"activation": "relu", "activation_sha": "0" * 16})  # derived from the code, never given
+
+
+def test_dropout_kind_changes_the_key_only_with_dropout():
+    plain = RunSpec(activation="selu", dropout=0.1)
+    alpha = RunSpec(activation="selu", dropout=0.1, dropout_kind="alpha")
+    assert alpha.key != plain.key and '"dropout_kind":"alpha"' in alpha.canonical_json()
+    assert "dropout_kind" not in plain.canonical_json()  # at its default: the keys of older runs stay the same
+    assert RunSpec(dropout_kind="alpha") == RunSpec() and RunSpec(dropout_kind="alpha").dropout_kind == "plain"
+    with pytest.raises(ConfigError, match="unknown dropout kind 'alfa'; did you mean alpha"):
+        RunSpec(dropout=0.1, dropout_kind="alfa")

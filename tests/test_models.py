@@ -94,6 +94,10 @@ def test_dropout_and_batch_norm_are_optional():
     reg = build("mlp", dropout=0.3, batch_norm=True)
     assert sum(isinstance(m, nn.Dropout) for m in reg.modules()) == 2
     assert sum(isinstance(m, nn.BatchNorm1d) for m in reg.modules()) == 2
+    alpha = build("mlp", "selu", dropout=0.1, dropout_kind="alpha")
+    assert sum(isinstance(m, nn.AlphaDropout) for m in alpha.modules()) == 2
+    assert not any(isinstance(m, nn.Dropout) for m in alpha.modules())
+    assert [type(m).__name__ for m in models.activation_modules(alpha)] == ["SELU", "SELU"]
 
 
 def _weights(net):

@@ -547,3 +547,9 @@ def test_suites_vary_what_their_report_needs():
     assert any(s.optimizer == "adagrad" for s in claims) and any(s.patience == 10 for s in claims)
     assert {"leaky_relu", "prelu", "elu", "softplus"} <= {s.activation for s in claims}
     assert len({s.lr for s in claims if s.activation == "relu" and s.optimizer == "sgd"}) >= 3
+
+
+def test_alpha_dropout_has_its_own_regularizer_label():
+    assert report_tables.regularizer_label(0.0, 0.1, False, dropout_kind="alpha") == "alpha dropout"
+    assert report_tables.regularizer_label(1e-4, 0.1, True, True, "alpha") == "L2 0.0001+alpha dropout 0.1+augment"
+    assert report_tables.regularizer_label(1e-4, 0.1, True) == "all"

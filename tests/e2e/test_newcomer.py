@@ -136,4 +136,6 @@ def test_selu_with_plain_dropout_gets_a_warning_not_an_error(tmp_path, data_dir)
     args = ["--activation", "selu", "--dropout", "0.2", "--hidden", "16", "--epochs", "1", "--quiet"]
     out = python("-m", "bench.run", *args, "--store", str(tmp_path / "s.sqlite"), env=env)
     assert out.returncode == 0, out.stderr
-    assert "warning: 1 run(s) use selu with plain dropout" in out.stderr
+    assert "warning: 1 run(s) use selu with plain dropout" in out.stderr and "--dropout-kind alpha" in out.stderr
+    alpha = python("-m", "bench.run", *args, "--dropout-kind", "alpha", "--store", str(tmp_path / "s.sqlite"), env=env)
+    assert alpha.returncode == 0 and "warning" not in alpha.stderr and "1 trained (1 ok" in alpha.stderr, alpha.stderr
