@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 import activations
 from bench.config import Status
@@ -124,6 +123,8 @@ def saturation_thought_experiment(n_inputs: int = 1000, ones: int = 500, units: 
     """The textbook neuron: ``n_inputs`` inputs, ``ones`` of them 1 and the rest 0, bias N(0, 1); weights N(0, 1)
     or N(0, 1/n_inputs). Pre-activation std and the fraction of sigmoid units with sigma'(z) < 1 % of 1/4,
     measured over ``units`` random units."""
+    import torch  # only this experiment needs it: the report (and its --help) loads no torch
+
     gen = torch.Generator().manual_seed(seed)
     x = torch.zeros(n_inputs, dtype=torch.float64)
     x[:ones] = 1.0

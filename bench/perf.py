@@ -12,121 +12,13 @@ table shows the median and the range.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
-import dataclasses
 import json
-import multiprocessing
 import statistics
 import sys
-import time
 from pathlib import Path
 
-import torch
-import torchvision
-from torch.utils.flop_counter import FlopCounterMode
-from torchvision.transforms import v2
-
 from activations import errors
-from bench import data, executors, loop
 from bench.config import RunSpec
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 matrix-multiply rate of this machine (the ceiling for these models)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    tic = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - tic) / 1e9
-
-
-def flops_per_sample(spec: RunSpec, splits: data.Splits, batch: int = 128) -> float:
-    """Forward+backward FLOPs of one training sample, counted by torch."""
-    model = loop.build_model(spec, splits)
-    x, y = data.batch(splits, torch.arange(batch), False, None)
-    with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops() / batch
-
-
-def textbook(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
-    """Samples/s of the textbook loop: a torchvision dataset with ToTensor+Normalize through a DataLoader."""
-    splits = data.load(spec.dataset, data_dir)
-    mean, std = splits.mean.tolist(), splits.std.tolist()
-    transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
-    dataset = (
-        torchvision.datasets.MNIST(str(data_dir), train=True, transform=transform, download=False)
-        if spec.dataset == "mnist"
-        else torchvision.datasets.FashionMNIST(str(data_dir), train=True, transform=transform, download=False)
-    )
-    loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=True, num_workers=0)
-    model = loop.build_model(spec, splits)
-    optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
-    seen, tic = 0, time.perf_counter()
-    for step, (x, y) in enumerate(loader):
-        if step == warmup:
-            seen, tic = 0, time.perf_counter()
-        if step == warmup + steps:
-            break
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seen += len(y)
-    return seen / (time.perf_counter() - tic)
-
-
-def _last_epoch_rate(result: loop.RunResult, n_train: int) -> float:
-    """Samples per second in a run's last epoch (the first one carries the warm-up)."""
-    rows = [r for r in result.epochs if r["metric"] == "seconds"]
-    return n_train / max(rows, key=lambda r: r["epoch"])["value"]
-
-
-def harness(spec: RunSpec, data_dir: Path, barrier=None) -> float:
-    """Samples/s of the harness's single run in its second epoch, with this process's torch threads."""
-    n_train = len(data.load(spec.dataset, data_dir).train_x)
-    if barrier is not None:
-        barrier.wait()  # the pool's workers start training together, so that their epochs overlap
-    return _last_epoch_rate(loop.run(dataclasses.replace(spec, epochs=2), data_dir), n_train)
-
-
-def _pool_worker(spec: RunSpec, data_dir: Path, barrier) -> float:
-    torch.set_num_threads(1)
-    return harness(spec, data_dir, barrier)
-
-
-def pool(spec: RunSpec, data_dir: Path, workers: int) -> float:
-    """Aggregate samples/s of ``workers`` one-thread processes each training a run at once (the local executor)."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Manager().Barrier(workers)
-    with cf.ProcessPoolExecutor(workers, context) as ex:
-        return sum(ex.map(_pool_worker, [spec] * workers, [data_dir] * workers, [barrier] * workers))
-
-
-def gemm_ceiling(spec: RunSpec, splits: data.Splits, repeats: int = 200) -> float:
-    """Samples/s if a training step were only its matrix multiplies (dense models), with this process's threads.
-
-    Per linear layer and step: the forward product and the two backward ones (input and weight gradients), at
-    the harness's batch size. What the harness reaches beyond this ceiling is impossible; what it lacks is time
-    spent outside the matmuls.
-    """
-    model = loop.build_model(spec, splits)
-    shapes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    b = spec.batch_size
-    tensors = [(torch.randn(b, i), torch.randn(o, i), torch.randn(b, o)) for i, o in shapes]
-
-    def step() -> None:
-        for x, w, dy in tensors:
-            x @ w.T, dy @ w, dy.T @ x
-
-    for _ in range(20):
-        step()
-    tic = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    return b * repeats / (time.perf_counter() - tic)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from bench import executors
+
     args.models = [m for m in args.models.split(",") if m]
     if not args.models or set(args.models) - {"mlp", "cnn"}:
         raise errors.InputError(f"--models takes mlp and/or cnn, not {','.join(args.models)!r}")
@@ -157,6 +51,11 @@ def _check(args: argparse.Namespace) -> None:
 
 def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
     """(model, path name, FLOPs per sample, measure) for every path of every model."""
+    import torch
+
+    from bench import data
+    from bench.throughput import flops_per_sample, gemm_ceiling, harness, pool, textbook
+
     paths = []
     threads = torch.get_num_threads()
     for model in args.models:
@@ -174,6 +73,11 @@ def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
 
 
 def _body(args: argparse.Namespace) -> int:
+    import torch  # the paths and their tables: not needed for --help
+
+    from bench import data
+    from bench.throughput import matmul_gflops
+
     _check(args)
     data_dir = data.resolve_data_dir(args.data_dir)
     data.load("mnist", data_dir)

@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 from matplotlib.ticker import MaxNLocator
 
 import activations
@@ -23,7 +22,7 @@ import activations
 DPI = 110
 MAX_LAYER_PANELS = 6
 MAX_COLOURED = 9  # up to this many activations (besides ReLU) each get a colour; beyond, only the highlighted ones
-GALLERY_X = torch.linspace(-5.0, 5.0, 401, dtype=torch.float64)
+GALLERY_RANGE = (-5.0, 5.0, 401)  # the gallery's x: from, to, points
 REFERENCE = "relu"
 BLACK = (0.0, 0.0, 0.0)
 GREY = (0.72, 0.72, 0.72)
@@ -325,12 +324,15 @@ def unit_health(data: pd.DataFrame, colors: Palette, what: str) -> tuple[plt.Fig
 
 def gallery_curves(names: list[str]) -> pd.DataFrame:
     """f and f' (autograd, float64, eval mode) on [-5, 5] of each elementwise activation of ``names``."""
-    xs = GALLERY_X.numpy()
+    import torch  # the activations' own code: loaded here, not with the report's --help
+
+    x = torch.linspace(*GALLERY_RANGE, dtype=torch.float64)
+    xs = x.numpy()
     frames = []
     for spec in names:
         if not activations.info(spec).elementwise:
             continue
-        f, df = activations.f_and_df(activations.create(spec).double().eval(), GALLERY_X)
+        f, df = activations.f_and_df(activations.create(spec).double().eval(), x)
         frames += [
             pd.DataFrame({"activation": spec, "x": xs, "curve": "f(x)", "y": f.numpy()}),
             pd.DataFrame({"activation": spec, "x": xs, "curve": "f'(x)", "y": df.numpy()}),

@@ -69,7 +69,7 @@ def test_every_entry_point_has_version_and_help_and_one_line_usage_errors(module
     assert lines[0].startswith("error: ") and lines[0].endswith("(see --help)")
 
 
-@pytest.mark.parametrize("module", ["bench.run", "bench.export", "bench.compare", "bench.bundle", "activations"])
+@pytest.mark.parametrize("module", ENTRY_POINTS)
 def test_help_does_not_import_torch(module):
     code = (
         f"import sys, runpy; sys.argv = ['x', '--help']\ntry:\n    runpy.run_module({module!r}, run_name='__main__')\n"
