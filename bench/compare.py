@@ -206,10 +206,18 @@ def _body(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(_plan(todo, published, workers), file=sys.stderr)
             options = dict(data_dir=args.data_dir, download=args.download, progress=not args.quiet, workers=workers)
-            summary = execute(specs, store, **options)
-            if imported:
-                summary.records += execute(imported, store, force=True, **options).records
-                summary.skipped -= len(imported)
+            try:
+                summary = execute(specs, store, **options)
+                if imported:
+                    summary.records += execute(imported, store, force=True, **options).records
+                    summary.skipped -= len(imported)
+            except KeyboardInterrupt:
+                print(
+                    f"\ninterrupted: every finished run is saved in {args.store}; run the same command again to "
+                    "resume (no report was written)",
+                    file=sys.stderr,
+                )
+                return 130
         here = frames.suite_runs(new_specs, args.store)
         control = frames.suite_runs(control_specs, args.store)
         command = " ".join(

@@ -100,9 +100,15 @@ def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.Dat
     """Per activation and setting: rank with interval, difference to ReLU, and how many it beats or loses to."""
     lines = ["## Verdict", ""]
     relu = f"{CONTROL}" + ("" if matched else " (the control)")
+    mine = ctx.runs[ctx.runs["activation"].isin(names)].assign(setting=lambda f: ctx.label(f))
     for name in names:
         lines.append(f"**{name}**, per setting (paired by seed, Holm p < 0.05 within the setting):\n")
-        for _, r in ranks[ranks["activation"].eq(name)].iterrows():
+        ranked = ranks[ranks["activation"].eq(name)]
+        runs = mine[mine["activation"].eq(name)]
+        for setting, part in runs[~runs["setting"].isin(ranked["setting"])].groupby("setting", sort=False):
+            counts = ", ".join(f"{n} {status}" for status, n in part["status"].value_counts().items())
+            lines.append(f"- {setting}: not ranked, no run ended ok ({counts}; see 'Diverged and failed runs').")
+        for _, r in ranked.iterrows():
             rows = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"]) & pairs["p_value"].notna()]
             base = rows[rows["versus"].eq(CONTROL)]
             if len(base):
