@@ -24,7 +24,7 @@ import gzip
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,11 @@ def bundle_path(where: str | Path) -> Path:
     return where / FILENAME if where.is_dir() or not where.suffix else where
 
 
-def read(where: str | Path) -> tuple[dict[str, Any], Iterator[tuple[dict, list[dict], list[dict], str | None]]]:
-    """The header and an iterator of (record, epochs, layers, finished_at), in the form ``Store.save`` takes."""
+Run = tuple[dict, list[dict], list[dict], str | None]  # (record, epochs, layers, finished_at), as Store.save takes
+
+
+def read(where: str | Path) -> tuple[dict[str, Any], list[Run]]:
+    """The header and every run of the bundle at ``where``, all checked before anything is written anywhere."""
     path = bundle_path(where)
     if not path.is_file():
         raise BundleError(
@@ -123,19 +126,17 @@ def read(where: str | Path) -> tuple[dict[str, Any], Iterator[tuple[dict, list[d
         raise BundleError(
             f"{path} is incomplete: its header announces {header.get('runs')} runs, it has {len(lines) - 1}"
         )
-
-    def runs() -> Iterator[tuple[dict, list[dict], list[dict], str | None]]:
-        for number, text in enumerate(lines[1:], start=2):
-            try:
-                line = json.loads(text)
-                record = {**line["record"], **{k: float(v) for k, v in line["nonfinite"].items()}}
-                epochs = [dict(zip(EPOCH_COLUMNS[1:], _value(r), strict=True)) for r in line["epochs"]]
-                layers = [dict(zip(LAYER_COLUMNS[1:], _value(r), strict=True)) for r in line["layers"]]
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise BundleError(f"{path} line {number} is damaged ({type(exc).__name__}: {exc})") from None
-            yield record, epochs, layers, line.get("finished_at")
-
-    return header, runs()
+    runs: list[Run] = []
+    for number, text in enumerate(lines[1:], start=2):
+        try:
+            line = json.loads(text)
+            record = {**line["record"], **{k: float(v) for k, v in line["nonfinite"].items()}}
+            epochs = [dict(zip(EPOCH_COLUMNS[1:], _value(r), strict=True)) for r in line["epochs"]]
+            layers = [dict(zip(LAYER_COLUMNS[1:], _value(r), strict=True)) for r in line["layers"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BundleError(f"{path} line {number} is damaged ({type(exc).__name__}: {exc})") from None
+        runs.append((record, epochs, layers, line.get("finished_at")))
+    return header, runs
 
 
 def _value(row: list[Any]) -> list[Any]:
@@ -143,19 +144,21 @@ def _value(row: list[Any]) -> list[Any]:
     return [*row[:-1], float(row[-1]) if isinstance(row[-1], str) else row[-1]]
 
 
-def load(where: str | Path, store: Store) -> tuple[dict[str, Any], int, int]:
-    """Save every run of the bundle at ``where`` into ``store`` that has no result there yet.
+def load(where: str | Path, store: str | Path) -> tuple[dict[str, Any], int, int]:
+    """Save every run of the bundle at ``where`` that has no result there yet into the store at ``store``, which is
+    opened (or created) only once the whole bundle has been read and checked.
 
     Returns (header, runs imported, runs skipped because the store already has a result under their key).
     """
     header, runs = read(where)
     imported = skipped = 0
-    for record, epochs, layers, finished_at in runs:
-        if store.has(record["key"]):
-            skipped += 1
-            continue
-        store.save(record, epochs, layers, finished_at)
-        imported += 1
+    with Store(store) as db:
+        for record, epochs, layers, finished_at in runs:
+            if db.has(record["key"]):
+                skipped += 1
+                continue
+            db.save(record, epochs, layers, finished_at)
+            imported += 1
     return header, imported, skipped
 
 
@@ -175,8 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(args: argparse.Namespace) -> int:
-    with Store(args.store) as store:
-        header, imported, skipped = load(args.folder, store)
+    header, imported, skipped = load(args.folder, args.store)
     print(
         f"imported {imported} runs of suite {header.get('suite')!r} (git SHA {header.get('git_sha')}) into "
         f"{args.store}; {skipped} already had a result there and were kept",

@@ -145,8 +145,7 @@ def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.Suit
     from bench import frames
 
     path = folder / "published.sqlite"
-    with Store(path) as db:
-        header, _, _ = bundle.load(where, db)
+    header, _, _ = bundle.load(where, path)
     if header.get("suite") != suite_path(suite).stem:
         raise bundle.BundleError(
             f"{bundle.bundle_path(where)} holds suite {header.get('suite')!r}, not {suite!r}; pass --published DIR"

@@ -70,9 +70,8 @@ def test_the_bundle_is_strict_json_and_importing_twice_adds_nothing(tmp_path, pu
     diverged = next(r for r in runs if r["record"]["status"] == "diverged")
     assert diverged["nonfinite"] == {"test_acc": "NaN", "train_loss": "Infinity"}
     fresh = tmp_path / "fresh.sqlite"
-    with Store(fresh) as db:
-        assert bundle.load(published["folder"], db)[1:] == (9, 0)
-        assert bundle.load(published["folder"], db)[1:] == (1, 8)  # the failed run is no result: loaded again
+    assert bundle.load(published["folder"], fresh)[1:] == (9, 0)
+    assert bundle.load(published["folder"], fresh)[1:] == (1, 8)  # the failed run is no result: loaded again
     assert bundle.main(["import", str(published["folder"]), "--store", str(fresh)]) == 0
     assert "imported 1 runs of suite 'tiny'" in capsys.readouterr().err
 
@@ -100,3 +99,4 @@ def test_missing_damaged_and_newer_bundles_are_one_line_errors(tmp_path, publish
     assert "announces 9 runs, it has 8" in one_line(capsys, ["import", str(path), "--store", store])
     path.write_bytes(gzip.compress("\n".join([header, *rest[:-1], '{"record": 1}']).encode()))
     assert "line 10 is damaged" in one_line(capsys, ["import", str(path), "--store", store])
+    assert not (tmp_path / "s.sqlite").exists()  # no bad bundle created the store

@@ -136,8 +136,7 @@ def test_a_perturbed_baseline_is_reported_as_drift_and_relu_pairs_use_the_contro
 def test_published_runs_imported_into_the_store_are_no_control(tmp_path, published):
     (published["plugins"] / "imp_act.py").write_text(PLUGIN.format(beta=1.1))
     store, out = tmp_path / "mine.sqlite", tmp_path / "out"
-    with Store(store) as db:
-        assert bundle.load(published["folder"], db)[1:] == (6, 0)
+    assert bundle.load(published["folder"], store)[1:] == (6, 0)
     proc = compare_cli(published, "imp_act:MyAct", store=store, out=out)
     assert proc.returncode == 0, proc.stderr
     assert "4 runs to train" in proc.stderr  # 2 new runs and the 2 relu runs, which are the published ones
