@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import activations
 from activations import errors
 from bench import bundle
-from bench.config import DEVICES, ConfigError, Status, load_suite, suite_description, suite_path
+from bench.config import DEVICES, ConfigError, Status, load_suite, suite_path
 from bench.run import split_list
 from bench.store import DEFAULT_PATH, Store
 
@@ -225,7 +225,6 @@ def _body(args: argparse.Namespace) -> int:
         readme = compare_report.build(
             names,
             suite_path(args.suite).stem,
-            suite_description(args.suite),
             header,
             published,
             here,

@@ -170,7 +170,6 @@ def _forest_section(ctx: Context, pairs: pd.DataFrame, matched: bool) -> str:
 def build(
     names: list[str],
     suite: str,
-    description: str,
     header: dict,
     published: frames.SuiteRuns,
     here: frames.SuiteRuns,
@@ -186,9 +185,9 @@ def build(
     # ReLU's runs are the published ones when the control matched them, else the control's (one environment)
     field = _join(published, here) if matched else _join(_join(published, drop=frozenset({CONTROL})), control, here)
     title = f"the compared activation{'s' if len(names) > 1 else ''}"
-    ctx = context(suite, description, field, out, command, timing, highlight=names)
+    ctx = context(suite, "", field, out, command, timing, highlight=names)  # the suite's text is in its own report
     ctx.highlight_why = f"{'are' if len(names) > 1 else 'is'} {title}"
-    local = context(suite, description, _join(here, control), out, command, timing, highlight=[])
+    local = context(suite, "", _join(here, control), out, command, timing, highlight=[])
     out.mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):
         stale.unlink()

@@ -16,7 +16,7 @@ from bench.report_tables import cell, regularizer_label
 
 MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
 HIGHLIGHTED = 3  # with many activations, the best and the worst this many (mean rank over settings) get a colour
-REGULARIZER_FIELDS = ("weight_decay", "dropout", "augment", "dropout_kind")  # dropout_kind: absent in older records
+REGULARIZER_FIELDS = ("weight_decay", "dropout", "augment", "dropout_kind")
 
 
 class ReportError(InputError):
@@ -69,7 +69,7 @@ class Context:
 
     def with_regularizer(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the ``regularizer`` label column (from weight_decay, dropout and augment)."""
-        if "regularizer" in frame.columns or not set(REGULARIZER_FIELDS[:3]) <= set(frame.columns):
+        if "regularizer" in frame.columns or not set(REGULARIZER_FIELDS) <= set(frame.columns):
             return frame
         return frame.assign(regularizer=_regularizers(frame, self.detailed_regularizers))
 
@@ -98,8 +98,7 @@ class Context:
 
 def _regularizers(frame: pd.DataFrame, detailed: bool = False) -> list[str]:
     """The regularizer label of each row of ``frame``."""
-    kinds = frame["dropout_kind"] if "dropout_kind" in frame.columns else ["plain"] * len(frame)  # older records
-    fields = zip(frame["weight_decay"], frame["dropout"], frame["augment"], kinds, strict=True)
+    fields = zip(*(frame[c] for c in REGULARIZER_FIELDS), strict=True)
     return [regularizer_label(float(w), float(d), bool(a), detailed, k) for w, d, a, k in fields]
 
 

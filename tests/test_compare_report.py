@@ -31,7 +31,7 @@ def found(tmp_path, mine_status=lambda spec: Status.OK):
 def build(tmp_path, published, here, control):
     drift = compare.drift(published, control)
     out = tmp_path / "out"
-    args = (["elu"], "pub", "", {"git_sha": "feedc0de"}, published, here, control, drift, out, "cmd")
+    args = (["elu"], "pub", {"git_sha": "feedc0de"}, published, here, control, drift, out, "cmd")
     return compare_report.build(*args, timing=False).read_text(), out
 
 
