@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,7 +108,13 @@ class Store:
     def _prepare(self) -> None:
         """Refuse foreign or newer files before writing anything, then create the schema and check writability."""
         try:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            # One read transaction: another process creating the store meanwhile is seen whole or not at all.
+            self._conn.execute("BEGIN")
+            try:
+                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = [row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            finally:
+                self._conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
                 raise StoreError(
@@ -120,7 +127,6 @@ class Store:
                 "upgrade actbench or pass another --store path"
             )
         if version == 0:
-            tables = [row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             if tables or self.readonly:
                 found = ", ".join(tables) or "none"
                 raise StoreError(
@@ -130,7 +136,7 @@ class Store:
         if self.readonly:
             return
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _SCHEMA.split(";"):  # CREATE ... IF NOT EXISTS: a no-op on a complete store
@@ -151,6 +157,20 @@ class Store:
                 f"only {free // 1024} KiB free on the disk of {self.path} (a suite needs at least "
                 f"{MIN_FREE_BYTES // 2**20} MiB); free some space or pass another --store path"
             )
+
+    def _wal(self) -> None:
+        """Switch the file to WAL mode (once per file). SQLite answers a switch that meets another connection's
+        lock with "database is locked" at once, without its busy wait, as when two processes create one store at
+        the same moment: retry until BUSY_TIMEOUT_S."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _advice(self) -> str:
         """What to do about a store that can't be opened or written."""
