@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} (default auto: cuda, then mps, then cpu)")
     p.add_argument(
-        "--workers", type=int, metavar="N", help="local worker processes (default: the usable CPU cores; 1 on CUDA)"
+        "--workers", type=int, metavar="N", help="local worker processes (default: the usable CPU cores, on CUDA too)"
     )
     p.add_argument("--no-timing", action="store_true", help="skip measuring the activation's time alone against ReLU")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -8,6 +8,7 @@ A run's progress lives in one :class:`RunState`; :func:`run` is the one epoch lo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -36,6 +37,9 @@ EVAL_BATCH = 1000
 PROBE_SIZE = 512
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 AUGMENT_SEED_OFFSET = 7919  # augmentation draws get their own stream, apart from the batch order's
+# cuBLAS reads its workspace setting when a process first uses it: set here, before any run of this process starts
+# CUDA, so that CUDA matrix products are deterministic (a value the user set is kept). No effect on the CPU.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 @dataclass
@@ -69,7 +73,41 @@ def environment(device: str) -> dict:
         "platform": platform.platform(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "schema_version": RECORD_SCHEMA,
+        **(cuda_settings() if device.startswith("cuda") else {}),
     }
+
+
+def cuda_settings() -> dict:
+    """The settings that make a CUDA run repeatable bit for bit, as they are now (recorded with CUDA runs)."""
+    return {
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    }
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device):
+    """On CUDA: cuDNN deterministic and not benchmarking, float32 without TF32 (the spec's dtype, as on the CPU),
+    and deterministic algorithms wherever torch has one (a warning where it has none); restored afterwards.
+    The CPU needs nothing: its kernels are deterministic at a fixed thread count."""
+    if device.type != "cuda":
+        yield
+        return
+    fill = torch.utils.deterministic
+    was = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    matmul_tf32, filled = torch.backends.cuda.matmul.allow_tf32, fill.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    fill.fill_uninitialized_memory = False  # a NaN fill of every new tensor: a kernel each, and no result reads it
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(was[0], warn_only=was[1])
+        torch.backends.cuda.matmul.allow_tf32, fill.fill_uninitialized_memory = matmul_tf32, filled
 
 
 def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
@@ -89,6 +127,11 @@ def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
     gain = activations.card(spec.activation).gain
     initialize(model, spec.init, gain, spec.seed, bias=spec.bias_init)
     return model
+
+
+def channels_last(spec: RunSpec) -> bool:
+    """A float32 CNN on the CPU runs channels-last (oneDNN's fast layout); on CUDA it keeps cuDNN's native NCHW."""
+    return spec.model == "cnn" and spec.dtype == "float32" and spec.device == "cpu"
 
 
 @dataclass(eq=False)
@@ -123,7 +166,7 @@ class RunState:
         self.device = device = torch.device(spec.device)
         self.stopper = EarlyStopping(spec.patience)
         self.dtype = getattr(torch, spec.dtype)
-        self.channels_last = spec.model == "cnn" and self.dtype == torch.float32
+        self.channels_last = channels_last(spec)
         self.step = torch.compile(self.model) if spec.compile else self.model
         self.order_gen = torch.Generator().manual_seed(spec.seed)
         self.aug_gen = torch.Generator(device=device).manual_seed(spec.seed + AUGMENT_SEED_OFFSET)
@@ -138,7 +181,7 @@ class RunState:
         dtype = getattr(torch, spec.dtype)
         model = build_model(spec, splits).to(device=spec.device, dtype=dtype)
         torch.manual_seed(spec.seed)  # dropout masks and rrelu slopes; everything else has its own generator
-        if spec.model == "cnn" and dtype == torch.float32:
+        if channels_last(spec):
             model = model.to(memory_format=torch.channels_last)
         groups = param_groups(model, spec.weight_decay, spec.decay_act_params)
         optimizer = optim.OPTIMIZERS[spec.optimizer](groups, spec)
@@ -266,7 +309,7 @@ def run(
     splits = data.load(spec.dataset, data_dir, device=device, download=download)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), reproducible(device):
         state = RunState.start(spec, splits, started, started_at)
         state.evaluate(0)  # the starting point of every curve, and gradients at initialisation
         for epoch in range(1, spec.epochs + 1):
@@ -279,7 +322,7 @@ def run(
                 on_epoch(epoch, dict(state.last))
             if not state.next_epoch(epoch):
                 break
-    return RunResult(state.to_record(), state.epochs, state.layers)
+        return RunResult(state.to_record(), state.epochs, state.layers)
 
 
 def failed(spec: RunSpec, exc: BaseException, wall_seconds: float = math.nan) -> RunResult:

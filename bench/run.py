@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="local worker processes (default: the usable CPU cores / --threads-per-run; 1 on CUDA)",
+        help="local worker processes (default: the usable CPU cores / --threads-per-run, on CUDA too)",
     )
     where.add_argument(
         "--threads-per-run",
