@@ -25,11 +25,12 @@ cards: install
 
 SUITE ?= default
 STORE ?= results/actbench.sqlite
+DEVICE ?= auto
 
 # Train the suite (resumable: runs already in the store are skipped), then build reports/$(SUITE). Datasets missing
 # from the data folder (ACTBENCH_DATA, else ~/.cache/actbench/data) are downloaded where there is a network.
 bench: install
-	$(PY) -m bench.run --suite $(SUITE) --store $(STORE) --download
+	$(PY) -m bench.run --suite $(SUITE) --store $(STORE) --device $(DEVICE) --download
 	$(PY) -m bench.report --suite $(SUITE) --store $(STORE) --command "make bench SUITE=$(SUITE)"
 
 # Rebuild a report from the store without training.
@@ -41,10 +42,11 @@ report: install
 ACT ?=
 compare: install
 	@test -n "$(ACT)" || { echo "error: name the activation: make compare ACT=mymodule:MyAct" >&2; exit 2; }
-	$(PY) -m bench.compare $(ACT) --suite $(SUITE) --store $(STORE) --download
+	$(PY) -m bench.compare $(ACT) --suite $(SUITE) --store $(STORE) --device $(DEVICE) --download
 
+# Training samples/s of each path on DEVICE (auto: the GPU where there is one; make perf DEVICE=cpu to measure the CPU).
 perf: install
-	$(PY) -m bench.perf
+	$(PY) -m bench.perf --device $(DEVICE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

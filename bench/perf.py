@@ -12,13 +12,14 @@ table shows the median and the range.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
 from pathlib import Path
 
 from activations import errors
-from bench.config import RunSpec
+from bench.config import DEVICES, RunSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA)")
     parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn (default mlp,cnn)")
-    parser.add_argument("--workers", type=int, help="processes of the pool path (default: the usable CPU cores)")
+    parser.add_argument(
+        "--device", default="auto", help=f"{', '.join(DEVICES)} (default auto: cuda, then mps, then cpu)"
+    )
+    parser.add_argument(
+        "--workers",
+        help="processes of the pool path, or several sizes to measure each: 1,2,4,8 (default: what a suite uses: "
+        "the usable CPU cores, on CUDA too)",
+    )
     parser.add_argument("--steps", type=int, default=200, help="measured steps of the textbook loop (default 200)")
     parser.add_argument(
         "--rounds", type=int, default=3, help="measure every path this many times, in turn; report the median"
@@ -44,8 +52,15 @@ def _check(args: argparse.Namespace) -> None:
     args.models = [m for m in args.models.split(",") if m]
     if not args.models or set(args.models) - {"mlp", "cnn"}:
         raise errors.InputError(f"--models takes mlp and/or cnn, not {','.join(args.models)!r}")
-    args.workers = executors.usable_cpus() if args.workers is None else args.workers
-    if args.steps < 1 or args.rounds < 1 or args.workers < 1:
+    args.spec = RunSpec(dataset="mnist", device=args.device)  # an unknown or absent device: one line, exit 2
+    if args.workers is None:
+        args.workers = [executors.default_workers([args.spec], threads=1)]
+    else:
+        try:
+            args.workers = [int(w) for w in args.workers.split(",")]
+        except ValueError:
+            raise errors.InputError(f"--workers takes whole numbers: 4 or 1,2,4, not {args.workers!r}") from None
+    if args.steps < 1 or args.rounds < 1 or min(args.workers) < 1:
         raise errors.InputError("--steps, --rounds and --workers must be at least 1")
 
 
@@ -59,12 +74,12 @@ def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
     paths = []
     threads = torch.get_num_threads()
     for model in args.models:
-        spec = RunSpec(model=model, dataset="mnist")
+        spec = dataclasses.replace(args.spec, model=model)
         splits = data.load("mnist", data_dir)
         own = [
             ("textbook DataLoader", lambda s=spec: textbook(s, data_dir, args.steps, warmup=20)),
             (f"harness 1 process x {threads} threads", lambda s=spec: harness(s, data_dir)),
-            (f"harness pool {args.workers} x 1 thread", lambda s=spec: pool(s, data_dir, args.workers)),
+            *((f"harness pool {n} x 1 thread", lambda s=spec, n=n: pool(s, data_dir, n)) for n in args.workers),
         ]
         if model != "cnn":
             own.append(("matmuls only", lambda s=spec, d=splits: gemm_ceiling(s, d)))
@@ -82,11 +97,12 @@ def _body(args: argparse.Namespace) -> int:
     data_dir = data.resolve_data_dir(args.data_dir)
     data.load("mnist", data_dir)
     paths = _paths(args, data_dir)
-    print(f"threads: {torch.get_num_threads()}; {args.rounds} round(s) of {len(paths)} paths", file=sys.stderr)
+    where = _device_name(args.spec.device)
+    print(f"{where}; threads: {torch.get_num_threads()}; {args.rounds} round(s) of {len(paths)} paths", file=sys.stderr)
     peaks: list[float] = []
     rates: list[list[float]] = [[] for _ in paths]
     for r in range(args.rounds):  # in turn, so that a slow spell of a shared machine hits every path alike
-        peaks.append(matmul_gflops())
+        peaks.append(matmul_gflops(args.spec.device))
         print(f"round {r + 1}: float32 matmul {peaks[-1]:.1f} GFLOP/s", file=sys.stderr)
         for (model, name, _, measure), got in zip(paths, rates, strict=True):
             got.append(measure())
@@ -107,11 +123,13 @@ def _body(args: argparse.Namespace) -> int:
             }
         )
     table = _with_ratios(rows)
-    print(table_text(table, peak))
+    print(f"{where}\n{table_text(table, peak)}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
         json.dumps(
             {
+                "device": args.spec.device,
+                "device_name": where,
                 "matmul_gflops": peak,
                 "matmul_gflops_rounds": peaks,
                 "threads": torch.get_num_threads(),
@@ -124,6 +142,12 @@ def _body(args: argparse.Namespace) -> int:
     )
     print(f"written {args.out}", file=sys.stderr)
     return 0
+
+
+def _device_name(device: str) -> str:
+    from bench.loop import environment
+
+    return f"{device}: {environment(device)['device_name']}"
 
 
 def main(argv: list[str] | None = None) -> int:

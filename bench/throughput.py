@@ -20,14 +20,24 @@ from bench import data, loop
 from bench.config import RunSpec
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 20) -> float:
-    """Measured float32 matrix-multiply rate of this machine (the ceiling for these models)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def _sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so that a host clock reads finished work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: str = "cpu", repeats: int = 20) -> float:
+    """Measured float32 matrix-multiply rate of the device (the ceiling for these models); TF32 off, as in a run."""
+    dev = torch.device(device)
+    n = 8192 if dev.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
     for _ in range(3):
         a @ b
+    _sync(dev)
     tic = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    _sync(dev)
     return 2 * n**3 * repeats / (time.perf_counter() - tic) / 1e9
 
 
@@ -51,19 +61,23 @@ def textbook(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
         else torchvision.datasets.FashionMNIST(str(data_dir), train=True, transform=transform, download=False)
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=spec.batch_size, shuffle=True, num_workers=0)
-    model = loop.build_model(spec, splits)
+    device = torch.device(spec.device)
+    model = loop.build_model(spec, splits).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
     seen, tic = 0, time.perf_counter()
     for step, (x, y) in enumerate(loader):
         if step == warmup:
+            _sync(device)
             seen, tic = 0, time.perf_counter()
         if step == warmup + steps:
             break
+        x, y = x.to(device), y.to(device)
         loss = torch.nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         seen += len(y)
+    _sync(device)
     return seen / (time.perf_counter() - tic)
 
 
@@ -74,7 +88,8 @@ def _last_epoch_rate(result: loop.RunResult, n_train: int) -> float:
 
 
 def harness(spec: RunSpec, data_dir: Path, barrier=None) -> float:
-    """Samples/s of the harness's single run in its second epoch, with this process's torch threads."""
+    """Samples/s of the harness's single run (on the spec's device) in its second epoch, with this process's torch
+    threads."""
     n_train = len(data.load(spec.dataset, data_dir).train_x)
     if barrier is not None:
         barrier.wait()  # the pool's workers start training together, so that their epochs overlap
@@ -87,7 +102,8 @@ def _pool_worker(spec: RunSpec, data_dir: Path, barrier) -> float:
 
 
 def pool(spec: RunSpec, data_dir: Path, workers: int) -> float:
-    """Aggregate samples/s of ``workers`` one-thread processes each training a run at once (the local executor)."""
+    """Aggregate samples/s of ``workers`` one-thread processes each training a run at once (the local executor); on
+    CUDA they share the one GPU."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Manager().Barrier(workers)
     with cf.ProcessPoolExecutor(workers, context) as ex:
@@ -98,13 +114,14 @@ def gemm_ceiling(spec: RunSpec, splits: data.Splits, repeats: int = 200) -> floa
     """Samples/s if a training step were only its matrix multiplies (dense models), with this process's threads.
 
     Per linear layer and step: the forward product and the two backward ones (input and weight gradients), at
-    the harness's batch size. What the harness reaches beyond this ceiling is impossible; what it lacks is time
-    spent outside the matmuls.
+    the harness's batch size; on CUDA replayed as one CUDA graph, so that kernel launches cost nothing. What the
+    harness reaches beyond this ceiling is impossible for one process; what it lacks is time spent outside the
+    matmuls.
     """
     model = loop.build_model(spec, splits)
     shapes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    b = spec.batch_size
-    tensors = [(torch.randn(b, i), torch.randn(o, i), torch.randn(b, o)) for i, o in shapes]
+    b, device = spec.batch_size, torch.device(spec.device)
+    tensors = [[torch.randn(*shape, device=device) for shape in ((b, i), (o, i), (b, o))] for i, o in shapes]
 
     def step() -> None:
         for x, w, dy in tensors:
@@ -112,7 +129,14 @@ def gemm_ceiling(spec: RunSpec, splits: data.Splits, repeats: int = 200) -> floa
 
     for _ in range(20):
         step()
+    _sync(device)
+    if device.type == "cuda":  # the multiplies without launch gaps: one CUDA graph of the whole step, replayed
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        step = graph.replay
     tic = time.perf_counter()
     for _ in range(repeats):
         step()
+    _sync(device)
     return b * repeats / (time.perf_counter() - tic)
