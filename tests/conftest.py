@@ -6,14 +6,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import settings
 
 # No wall-clock limit on a property test: the first example pays for imports, and the machine is shared.
 settings.register_profile("actbench", deadline=None)
 settings.load_profile("actbench")
 
+CUDA = torch.cuda.is_available()
 CIFAR_PER_BATCH = 40  # images per fixture batch file
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, with the reason, on a machine without an NVIDIA GPU."""
+    if not CUDA:
+        skip = pytest.mark.skip(reason="needs CUDA: no NVIDIA GPU on this machine")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """Where the tests that train run: CUDA on a machine with an NVIDIA GPU, else the CPU."""
+    return "cuda" if CUDA else "cpu"
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
 from bench import cluster, run
 from bench.config import RunSpec, Status
 from bench.executors import execute
 from bench.store import Store
+
+ray = pytest.importorskip("ray", reason="Ray is the optional extra actbench[ray] (make install installs it)")
 
 TESTS = Path(__file__).resolve().parent
 SMALL = dict(dataset="mnist", model="mlp", hidden=(64,), epochs=1, device="cpu")

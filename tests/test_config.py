@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from activations import InputError
 from bench.config import FIELDS, ConfigError, RunSpec, expand, load_suite, make_spec
@@ -85,7 +86,11 @@ def test_key_is_stable_across_processes_and_hash_seeds():
         ({"dropout": 1.0}, "dropout"),
         ({"hidden": "512,x"}, "hidden"),
         ({"channels": (8, 16)}, "cnn model only"),
-        ({"device": "cuda"}, "CUDA is not available"),
+        pytest.param(
+            {"device": "cuda"},
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here"),
+        ),
         ({"device": "tpu"}, "unknown device"),
         ({"amp": "bf16"}, "needs a CUDA device"),
         ({"learning_rate": 0.1}, "unknown RunSpec field 'learning_rate'"),

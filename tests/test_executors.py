@@ -11,7 +11,7 @@ from bench.config import RunSpec, Status
 from bench.executors import Slots, execute
 from bench.store import Store
 
-SMALL = dict(dataset="mnist", model="mlp", hidden=(64,), epochs=1, device="cpu")
+SMALL = dict(dataset="mnist", model="mlp", hidden=(64,), epochs=1)  # on the test device: each test passes device=device
 SAME = ("test_acc", "test_loss", "val_acc", "train_loss", "best_val_acc", "best_epoch", "status", "threads")
 
 
@@ -20,8 +20,8 @@ def _records(path: Path) -> dict[str, dict]:
         return {r["key"]: r for r in store.runs().to_dict("records")}
 
 
-def test_pool_records_do_not_depend_on_the_number_of_workers(data_dir, tmp_path):
-    specs = [RunSpec(activation=a, seed=s, **SMALL) for a in ("relu", "tanh") for s in (0, 1)]
+def test_pool_records_do_not_depend_on_the_number_of_workers(device, data_dir, tmp_path):
+    specs = [RunSpec(activation=a, seed=s, **SMALL, device=device) for a in ("relu", "tanh") for s in (0, 1)]
     with Store(tmp_path / "one.sqlite") as store:
         execute(specs, store, data_dir=data_dir, progress=False, workers=1)
     with Store(tmp_path / "two.sqlite") as store:
@@ -34,26 +34,26 @@ def test_pool_records_do_not_depend_on_the_number_of_workers(data_dir, tmp_path)
         assert one[key]["threads"] == 1
 
 
-def test_threads_per_run_reach_the_workers(data_dir, tmp_path):
-    spec = RunSpec(activation="relu", **SMALL)
+def test_threads_per_run_reach_the_workers(device, data_dir, tmp_path):
+    spec = RunSpec(activation="relu", **SMALL, device=device)
     with Store(tmp_path / "s.sqlite") as store:
         summary = execute([spec], store, data_dir=data_dir, progress=False, workers=1, threads=2)
     assert summary.records[0]["threads"] == 2
 
 
-def test_a_worker_that_dies_once_is_retried_and_its_run_finishes(data_dir, tmp_path):
+def test_a_worker_that_dies_once_is_retried_and_its_run_finishes(device, data_dir, tmp_path):
     marker = tmp_path / "died"
-    doomed = RunSpec(activation=f"crashing:DieInWorker(spare={os.getpid()}, marker='{marker}')", **SMALL)
-    fine = RunSpec(activation="relu", **SMALL)
+    doomed = RunSpec(activation=f"crashing:DieInWorker(spare={os.getpid()}, marker='{marker}')", **SMALL, device=device)
+    fine = RunSpec(activation="relu", **SMALL, device=device)
     with Store(tmp_path / "s.sqlite") as store:
         summary = execute([doomed, fine], store, data_dir=data_dir, progress=False, workers=2)
     assert marker.exists()  # the first attempt died
     assert {r["key"]: r["status"] for r in summary.records} == {doomed.key: Status.OK, fine.key: Status.OK}
 
 
-def test_a_run_that_always_kills_its_worker_is_failed_and_the_rest_run(data_dir, tmp_path):
-    doomed = RunSpec(activation=f"crashing:DieInWorker(spare={os.getpid()})", **SMALL)
-    others = [RunSpec(activation=a, **SMALL) for a in ("relu", "tanh", "elu")]
+def test_a_run_that_always_kills_its_worker_is_failed_and_the_rest_run(device, data_dir, tmp_path):
+    doomed = RunSpec(activation=f"crashing:DieInWorker(spare={os.getpid()})", **SMALL, device=device)
+    others = [RunSpec(activation=a, **SMALL, device=device) for a in ("relu", "tanh", "elu")]
     with Store(tmp_path / "s.sqlite") as store:
         summary = execute([doomed, *others], store, data_dir=data_dir, progress=False, workers=2)
         saved = store.runs().set_index("key")
@@ -81,11 +81,11 @@ def test_slots_are_shared_between_drivers_and_freed_when_given_back(tmp_path):
 
 def test_usable_cpus_follow_the_affinity_mask():
     assert 1 <= executors.usable_cpus() <= len(os.sched_getaffinity(0))
-    assert executors.default_workers([RunSpec(**SMALL)], threads=1) == executors.usable_cpus()
-    assert executors.default_workers([RunSpec(**SMALL)], threads=64) == 1
+    assert executors.default_workers([RunSpec(**SMALL, device="cpu")], threads=1) == executors.usable_cpus()
+    assert executors.default_workers([RunSpec(**SMALL, device="cpu")], threads=64) == 1
 
 
-def test_interrupted_suite_releases_its_claims_and_saves_nothing(data_dir, tmp_path, monkeypatch):
+def test_interrupted_suite_releases_its_claims_and_saves_nothing(device, data_dir, tmp_path, monkeypatch):
     def interrupted(specs, claim, *args):
         for spec in specs:
             assert claim(spec)
@@ -93,7 +93,7 @@ def test_interrupted_suite_releases_its_claims_and_saves_nothing(data_dir, tmp_p
         yield
 
     monkeypatch.setattr(executors, "_pool", interrupted)
-    specs = [RunSpec(activation="relu", seed=s, **SMALL) for s in (0, 1)]
+    specs = [RunSpec(activation="relu", seed=s, **SMALL, device=device) for s in (0, 1)]
     with Store(tmp_path / "s.sqlite") as store:
         with pytest.raises(KeyboardInterrupt):
             execute(specs, store, data_dir=data_dir, progress=False)

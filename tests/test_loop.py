@@ -3,6 +3,7 @@ early stopping and resuming."""
 
 import dataclasses
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -24,8 +25,14 @@ def _without_seconds(rows):
 
 
 @pytest.fixture(scope="module")
-def relu_run(data_dir):
-    return loop.run(SMALL, data_dir)
+def small(device):
+    """SMALL on the test device (CUDA where there is one)."""
+    return dataclasses.replace(SMALL, device=device)
+
+
+@pytest.fixture(scope="module")
+def relu_run(small, data_dir):
+    return loop.run(small, data_dir)
 
 
 def test_training_learns_and_records_everything(relu_run):
@@ -46,16 +53,16 @@ def test_training_learns_and_records_everything(relu_run):
         assert (epoch, 2, "grad_norm") in probe_metrics  # the classifier
 
 
-def test_same_spec_twice_is_bit_identical(relu_run, data_dir):
-    again = loop.run(SMALL, data_dir)
+def test_same_spec_twice_is_bit_identical(relu_run, small, data_dir):
+    again = loop.run(small, data_dir)
     assert _without_seconds(again.epochs) == _without_seconds(relu_run.epochs)
     assert again.layers == relu_run.layers
     for field in ("test_acc", "val_loss", "train_loss", "best_val_acc"):
         assert again.record[field] == relu_run.record[field]
 
 
-def test_paired_design_same_weights_batches_augmentation_and_dropout(data_dir, monkeypatch):
-    spec = dataclasses.replace(SMALL, epochs=1, augment=True, dropout=0.5)
+def test_paired_design_same_weights_batches_augmentation_and_dropout(small, data_dir, monkeypatch):
+    spec = dataclasses.replace(small, epochs=1, augment=True, dropout=0.5)
     splits = data.load("mnist", data_dir)
     first = {
         a: loop.build_model(dataclasses.replace(spec, activation=a, init="lecun"), splits) for a in ("relu", "tanh")
@@ -95,17 +102,17 @@ def test_paired_design_same_weights_batches_augmentation_and_dropout(data_dir, m
             assert (a[1] & both).float().sum() > 0.3 * both.float().sum()
 
 
-def test_divergence_is_recorded_not_raised(data_dir):
-    spec = dataclasses.replace(SMALL, activation="relu", optimizer="sgd", lr=1e4, epochs=3)
+def test_divergence_is_recorded_not_raised(small, data_dir):
+    spec = dataclasses.replace(small, activation="relu", optimizer="sgd", lr=1e4, epochs=3)
     result = loop.run(spec, data_dir)
     assert result.record["status"] == "diverged"
     assert result.record["diverged_epoch"] == 1 and result.record["epochs_run"] == 1
     assert "training loss became" in result.record["error"]
 
 
-def test_early_stopping_stops_when_validation_stops_improving(data_dir):
+def test_early_stopping_stops_when_validation_stops_improving(small, data_dir):
     # an lr far below float32 resolution leaves the weights unchanged: validation accuracy cannot improve
-    spec = dataclasses.replace(SMALL, optimizer="sgd", lr=1e-30, epochs=6, patience=2)
+    spec = dataclasses.replace(small, optimizer="sgd", lr=1e-30, epochs=6, patience=2)
     rec = loop.run(spec, data_dir).record
     assert rec["epochs_run"] == 3 and rec["best_epoch"] == 1 and rec["stopped_early"] is True
     no_patience = loop.run(dataclasses.replace(spec, patience=0, epochs=2), data_dir).record
@@ -131,8 +138,8 @@ def test_weight_decay_never_touches_biases(data_dir):
             assert p.abs().sum() < b.abs().sum(), name
 
 
-def test_a_run_that_raises_is_recorded_as_failed_and_the_suite_goes_on(tmp_path, data_dir):
-    specs = [dataclasses.replace(SMALL, epochs=1, activation=a) for a in ("relu", "crashing:Boom", "elu")]
+def test_a_run_that_raises_is_recorded_as_failed_and_the_suite_goes_on(small, tmp_path, data_dir):
+    specs = [dataclasses.replace(small, epochs=1, activation=a) for a in ("relu", "crashing:Boom", "elu")]
     with Store(tmp_path / "s.sqlite") as store:
         summary = execute(specs, store, data_dir=data_dir, progress=False)
         assert {r["activation"]: r["status"] for r in summary.records} == {
@@ -147,8 +154,8 @@ def test_a_run_that_raises_is_recorded_as_failed_and_the_suite_goes_on(tmp_path,
         assert "--force trains them again" in again.line()
 
 
-def test_resume_skips_finished_keys(tmp_path, data_dir):
-    specs = [dataclasses.replace(SMALL, epochs=1, seed=s) for s in (0, 1)]
+def test_resume_skips_finished_keys(small, tmp_path, data_dir):
+    specs = [dataclasses.replace(small, epochs=1, seed=s) for s in (0, 1)]
     with Store(tmp_path / "s.sqlite") as store:
         first = execute(specs[:1], store, data_dir=data_dir, progress=False)
         second = execute(specs, store, data_dir=data_dir, progress=False)
@@ -157,3 +164,25 @@ def test_resume_skips_finished_keys(tmp_path, data_dir):
         assert second.records[0]["seed"] == 1
         forced = execute(specs[:1], store, data_dir=data_dir, progress=False, force=True)
         assert len(forced.records) == 1 and len(store.runs()) == 2
+
+
+@pytest.mark.cuda
+def test_cuda_runs_twice_in_fresh_processes_are_bit_identical(tmp_path, data_dir):
+    # a CNN (cuDNN convolutions) with augmentation and dropout, each time in a new worker process
+    spec = RunSpec(
+        dataset="mnist", model="cnn", channels=(8, 16), hidden=(32,), epochs=2, augment=True, dropout=0.3, device="cuda"
+    )
+    rows = []
+    for name in ("first", "second"):
+        with Store(tmp_path / f"{name}.sqlite") as store:
+            summary = execute([spec], store, data_dir=data_dir, progress=False, workers=1)
+            assert summary.count(Status.OK) == 1
+            rows.append((store.runs().iloc[0], store.epochs(), store.layers()))
+    (first, epochs1, layers1), (second, epochs2, layers2) = rows
+    timing = ["train_seconds", "wall_seconds", "samples_per_second", "started_at"]
+    pd.testing.assert_series_equal(first.drop(timing), second.drop(timing))  # every result, key and setting
+    assert first["cudnn_deterministic"] and not first["cudnn_benchmark"] and first["deterministic_algorithms"]
+    assert first["cublas_workspace_config"] == ":4096:8" and not first["cudnn_tf32"] and not first["matmul_tf32"]
+    same = epochs1["metric"] != "seconds"
+    pd.testing.assert_frame_equal(epochs1[same], epochs2[same])
+    pd.testing.assert_frame_equal(layers1, layers2)

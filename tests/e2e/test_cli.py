@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 
 def cli(*args, data_dir, cwd=None):
@@ -66,7 +67,11 @@ def test_run_two_activations_into_a_store_then_resume(tmp_path, data_dir):
         (["--batch-size", "-5"], "batch_size"),
         (["--lr", "0"], "lr must be > 0"),
         (["--lr", "fast"], "lr must be a number"),
-        (["--device", "cuda"], "CUDA is not available"),
+        pytest.param(
+            ["--device", "cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here"),
+        ),
         (["--suite", "nope"], "unknown suite"),
         (["--data-dir", "/does/not/exist"], "/does/not/exist"),
     ],

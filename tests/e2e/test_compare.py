@@ -43,13 +43,13 @@ class Explodes(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, data_dir):
+def published(tmp_path_factory, data_dir, device):
     """The tiny suite trained here and published (its report folder with runs.jsonl.gz), and a plugin module."""
     root = tmp_path_factory.mktemp("compare")
     suite = root / "tiny.toml"
     suite.write_text(TINY.format(activations='["relu", "tanh", "elu"]'))
     store = root / "published.sqlite"
-    argv = ["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--quiet", "--device", "cpu"]
+    argv = ["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--quiet", "--device", device]
     assert run_main(argv) == 0
     folder = report.build(str(suite), store, root / "reports", timing=False).parent
     plugins = root / "plugins"
