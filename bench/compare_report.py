@@ -59,13 +59,22 @@ def against(ctx: Context, name: str) -> pd.DataFrame:
     )
 
 
-def _control_section(table: pd.DataFrame, expected: int, published: pd.DataFrame) -> tuple[str, bool]:
+def _environment(runs: pd.DataFrame) -> str:
+    """Where runs were made, as the drift statement names it: device, code, host, torch, threads."""
+    return (
+        f"{tables.values(runs, 'device')} {tables.values(runs, 'device_name')}, "
+        f"git SHA {tables.values(runs, 'git_sha')}, host {tables.values(runs, 'host')}, "
+        f"torch {tables.values(runs, 'torch_version')}, "
+        f"{tables.values(runs, 'threads')} thread(s) per run"
+    )
+
+
+def _control_section(
+    table: pd.DataFrame, expected: int, published: pd.DataFrame, control: pd.DataFrame
+) -> tuple[str, bool]:
     """The control's verdict (markdown) and whether it matched: every control run identical to the published one."""
     matched = len(table) == expected and bool(table["identical"].all())
-    where = (
-        f"git SHA {tables.values(published, 'git_sha')}, host {tables.values(published, 'host')}, torch "
-        f"{tables.values(published, 'torch_version')}, {tables.values(published, 'threads')} thread(s) per run"
-    )
+    where = _environment(published)
     if matched:
         text = (
             f"**The control matched.** All {expected} {CONTROL} runs trained here equal the published ones bit for bit "
@@ -85,7 +94,8 @@ def _control_section(table: pd.DataFrame, expected: int, published: pd.DataFrame
     differ = int((~table["identical"]).sum())
     text = (
         f"**The control drifted.** {differ} of {len(table)} {CONTROL} runs trained here differ from"
-        f" the published ones (published: {where}){lost}. |Δ test accuracy| per run in points, median "
+        f" the published ones (published: {where}; here: {_environment(control)}){lost}. |Δ test accuracy| per run in "
+        "points, median "
         f"{100 * table['abs_diff'].median():.2f}, max {100 * table['abs_diff'].max():.2f}. Comparisons with {CONTROL} "
         "below use the control (both trained here: one environment); comparisons with every other activation use its "
         "published runs (the published environment), so differences of the size of the drift are not evidence. "
@@ -181,7 +191,7 @@ def build(
 ) -> Path:
     """Write ``out/README.md``, its figures and CSV files; return the README path."""
     matplotlib.use("Agg")
-    control_text, matched = _control_section(drift, len(control.specs), published.runs)
+    control_text, matched = _control_section(drift, len(control.specs), published.runs, control.runs)
     # ReLU's runs are the published ones when the control matched them, else the control's (one environment)
     field = _join(published, here) if matched else _join(_join(published, drop=frozenset({CONTROL})), control, here)
     title = f"the compared activation{'s' if len(names) > 1 else ''}"
