@@ -203,4 +203,4 @@ class Maxout(nn.Module):
     elementwise=False,
 )
 class MaxoutMatched(Maxout):
-    matches_parameters = True  # bench.models scales the hidden widths down to the plain network's parameter count
+    matches_parameters = True  # bench.harness.models narrows the hidden widths to the plain network's parameter count

@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.config import RunSpec
-from bench.store import DEFAULT_PATH
+from bench.config import DEFAULT_STORE, RunSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,14 +25,14 @@ __all__ = ["RunSpec", "curves", "results", "run_suite", "train"]
 
 def train(spec: RunSpec, data_dir: str | Path | None = None, *, download: bool = False) -> dict:
     """Train ``spec`` in this process (torch's threads as they are set) and return its record."""
-    from bench import loop
+    from bench.harness import loop
 
     return loop.run(spec, data_dir, download=download).record
 
 
 def run_suite(
     specs: list[RunSpec],
-    store: str | Path = DEFAULT_PATH,
+    store: str | Path = DEFAULT_STORE,
     *,
     data_dir: str | Path | None = None,
     workers: int | None = None,
@@ -41,23 +40,23 @@ def run_suite(
     progress: bool = True,
 ) -> list[dict]:
     """Train every spec not yet in ``store`` on the worker pool, saving each as it finishes; the records trained."""
-    from bench.executors import execute
-    from bench.store import Store
+    from bench.runs.executors import execute
+    from bench.runs.store import Store
 
     with Store(store) as opened:
         summary = execute(list(specs), opened, data_dir=data_dir, workers=workers, threads=threads, progress=progress)
     return summary.records
 
 
-def results(store: str | Path = DEFAULT_PATH) -> pd.DataFrame:
+def results(store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
     """One row per run in ``store``: activation, dataset, model, init, optimizer, lr, seed, status, metrics, ..."""
-    from bench import frames
+    from bench.runs import results
 
-    return frames.runs(store)
+    return results.runs(store)
 
 
-def curves(store: str | Path = DEFAULT_PATH, layers: bool = False) -> pd.DataFrame:
+def curves(store: str | Path = DEFAULT_STORE, layers: bool = False) -> pd.DataFrame:
     """Per-epoch metrics (per-layer probes with ``layers``) of every run in ``store``, long format, readable columns."""
-    from bench import frames
+    from bench.runs import results
 
-    return frames.curves(store, layers)
+    return results.curves(store, layers)

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 import activations
 from activations import errors
-from bench import bundle
-from bench.config import DEVICES, ConfigError, Status, load_suite, suite_path
+from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Status, load_suite, suite_path
 from bench.run import split_list
-from bench.store import DEFAULT_PATH, Store
+from bench.runs import bundle
+from bench.runs.store import Store
 
 if TYPE_CHECKING:
-    from bench import frames
+    from bench.analysis import frames
 
 CONTROL = "relu"
 # What a run's result is: equal in two runs of one spec and seed when their environments compute alike. Timings and
@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--published", metavar="DIR", help="its published report folder (default: reports/<suite>, from this folder)"
     )
-    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store for the new runs (default {DEFAULT_PATH})")
+    p.add_argument(
+        "--store", default=str(DEFAULT_STORE), help=f"SQLite store for the new runs (default {DEFAULT_STORE})"
+    )
     p.add_argument("--out", metavar="DIR", help="report folder (default: reports/compare-<name>)")
     p.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA, else ~/.cache/actbench/data)")
     p.add_argument(
@@ -108,7 +110,7 @@ def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
     absolute difference, and ``identical`` (every result field and per-epoch and per-layer value equal)."""
     import pandas as pd
 
-    from bench import frames
+    from bench.analysis import frames
 
     on = [c for c in frames.MATCH_COLUMNS if c != "activation_sha"]
     pairs = control.runs.merge(published.runs, on=on, suffixes=("", "_published"))
@@ -142,7 +144,7 @@ def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
 
 def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.SuiteRuns]:
     """The suite's published runs, loaded from its bundle into a store in ``folder``."""
-    from bench import frames
+    from bench.runs import results
 
     path = folder / "published.sqlite"
     header, _, _ = bundle.load(where, path)
@@ -150,7 +152,7 @@ def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.Suit
         raise bundle.BundleError(
             f"{bundle.bundle_path(where)} holds suite {header.get('suite')!r}, not {suite!r}; pass --published DIR"
         )
-    found = frames.suite_runs(load_suite(suite), path)
+    found = results.suite_runs(load_suite(suite), path)
     if CONTROL not in set(found.runs["activation"]):
         raise bundle.BundleError(f"{bundle.bundle_path(where)} has no {CONTROL} runs to compare with")
     return header, found
@@ -170,8 +172,10 @@ def _plan(todo: list, published: frames.SuiteRuns, workers: int) -> str:
 
 
 def _body(args: argparse.Namespace) -> int:
-    from bench import compare_report, data, frames
-    from bench.executors import default_workers, execute
+    from bench.harness import data
+    from bench.report import compare_page
+    from bench.runs import results
+    from bench.runs.executors import default_workers, execute
 
     names = list(dict.fromkeys(activations.canonical(s) for chunk in args.spec for s in split_list(chunk)))
     suite_specs = load_suite(args.suite)
@@ -217,12 +221,12 @@ def _body(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 130
-        here = frames.suite_runs(new_specs, args.store)
-        control = frames.suite_runs(control_specs, args.store)
+        here = results.suite_runs(new_specs, args.store)
+        control = results.suite_runs(control_specs, args.store)
         command = " ".join(
             ["python -m bench.compare", *args.spec, *(["--suite", args.suite] * (args.suite != "default"))]
         )
-        readme = compare_report.build(
+        readme = compare_page.build(
             names,
             suite_path(args.suite).stem,
             header,

@@ -26,6 +26,7 @@ DROPOUT_KINDS = ("plain", "alpha")  # alpha: AlphaDropout, which keeps SELU's se
 DTYPES = ("float32", "float64")
 AMPS = ("none", "bf16")
 RECORD_SCHEMA = 1
+DEFAULT_STORE = Path("results/actbench.sqlite")  # where runs go unless --store says otherwise
 SUITES_DIR = Path(__file__).parent / "suites"
 
 
@@ -48,7 +49,7 @@ def harness_names() -> dict[str, tuple[str, ...]]:
     Imported on first validation, not with this module: the spec is plain data, and importing it (or the analysis
     and report built on it) loads no torch.
     """
-    from bench import data, init, models, optim
+    from bench.harness import data, init, models, optim
 
     return {
         "dataset": tuple(data.DATASETS),
@@ -132,7 +133,7 @@ class RunSpec:
         choose("dtype", self.dtype, DTYPES, ConfigError)
         choose("amp", self.amp, AMPS, ConfigError)
         choose("dropout kind", self.dropout_kind, DROPOUT_KINDS, ConfigError)
-        from bench.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
+        from bench.harness.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
 
         set_("activation", activations.canonical(self.activation))
         set_("activation_sha", activations.source_sha(self.activation))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from activations.errors import InputError, Parser
 from activations.errors import main as run_main
-from bench.store import DEFAULT_PATH
+from bench.config import DEFAULT_STORE
 
 DEFAULT_OUT = Path("results/export")
 FORMATS = ("csv", "parquet")
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "same settings, key, epoch, layer, name, metric, value).",
     )
     parser.add_argument(
-        "--store", type=Path, default=DEFAULT_PATH, help=f"SQLite store to read (default: {DEFAULT_PATH})"
+        "--store", type=Path, default=DEFAULT_STORE, help=f"SQLite store to read (default: {DEFAULT_STORE})"
     )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"directory to write the files into (default: {DEFAULT_OUT})"
@@ -60,12 +60,12 @@ def export(store_path: Path, out: Path, fmt: str = "csv") -> dict[Path, int]:
             raise InputError(
                 "--format parquet needs pyarrow: pip install -e '.[parquet]' (or use --format csv)"
             ) from None
-    from bench import frames  # pandas: not needed for --help
+    from bench.runs import results  # pandas: not needed for --help
 
     tables = {
-        "runs": frames.runs(store_path),
-        "epochs": frames.curves(store_path),
-        "layers": frames.curves(store_path, True),
+        "runs": results.runs(store_path),
+        "epochs": results.curves(store_path),
+        "layers": results.curves(store_path, True),
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def export(store_path: Path, out: Path, fmt: str = "csv") -> dict[Path, int]:
 
 def run_name(run: dict) -> str:
     """A run's TensorBoard folder: its readable settings (``activation=elu,dataset=mnist,...``), then its key."""
-    from bench.frames import FIRST
+    from bench.runs.results import FIRST
 
     name = ",".join(f"{k}={run[k]}" for k in FIRST if k in run and run[k] == run[k])  # NaN != NaN: left out
     return re.sub(r"[^\w.,=()+-]+", "_", name) + f" {run['key']}"
@@ -97,9 +97,9 @@ def tensorboard(store_path: Path, out: Path) -> int:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise InputError("--tensorboard needs TensorBoard: pip install -e '.[tensorboard]'") from None
-    from bench import frames
+    from bench.runs import results
 
-    runs, curves = frames.runs(store_path), frames.curves(store_path)
+    runs, curves = results.runs(store_path), results.curves(store_path)
     by_key = dict(tuple(curves.groupby("key")))
     for run in runs.to_dict("records"):
         with SummaryWriter(log_dir=str(out / run_name(run))) as writer:

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from bench import executors
+    from bench.runs import executors
 
     args.models = [m for m in args.models.split(",") if m]
     if not args.models or set(args.models) - {"mlp", "cnn"}:
@@ -68,8 +68,8 @@ def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
     """(model, path name, FLOPs per sample, measure) for every path of every model."""
     import torch
 
-    from bench import data
-    from bench.throughput import flops_per_sample, gemm_ceiling, harness, pool, textbook
+    from bench.harness import data
+    from bench.harness.throughput import flops_per_sample, gemm_ceiling, harness, pool, textbook
 
     paths = []
     threads = torch.get_num_threads()
@@ -90,8 +90,8 @@ def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
 def _body(args: argparse.Namespace) -> int:
     import torch  # the paths and their tables: not needed for --help
 
-    from bench import data
-    from bench.throughput import matmul_gflops
+    from bench.harness import data
+    from bench.harness.throughput import matmul_gflops
 
     _check(args)
     data_dir = data.resolve_data_dir(args.data_dir)
@@ -145,7 +145,7 @@ def _body(args: argparse.Namespace) -> int:
 
 
 def _device_name(device: str) -> str:
-    from bench.loop import environment
+    from bench.harness.loop import environment
 
     return f"{device}: {environment(device)['device_name']}"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import activations
 from activations import errors
-from bench.config import DEVICES, FIELDS, ConfigError, RunSpec, Status, expand, harness_names, load_suite
-from bench.store import DEFAULT_PATH, Store
+from bench.config import DEFAULT_STORE, DEVICES, FIELDS, ConfigError, RunSpec, Status, expand, harness_names, load_suite
+from bench.runs.store import Store
 
 NAMES = "--list shows the valid names"  # the name tables live with their torch code: --help does not load them
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--download", action="store_true", help="download missing datasets into the data folder (default off)"
     )
-    where.add_argument("--store", default=str(DEFAULT_PATH), help=f"SQLite store (default {DEFAULT_PATH})")
+    where.add_argument("--store", default=str(DEFAULT_STORE), help=f"SQLite store (default {DEFAULT_STORE})")
     where.add_argument(
         "--executor", default="local", help="local (a pool of worker processes; the default) or ray (Ray tasks)"
     )
@@ -235,8 +235,8 @@ def _body(args: argparse.Namespace) -> int:
     specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
     if args.dry_run:
         return _dry_run(specs, args.store)
-    from bench import data
-    from bench.executors import check, execute  # torch: not needed for --help, --list or --dry-run
+    from bench.harness import data
+    from bench.runs.executors import check, execute  # torch: not needed for --help, --list or --dry-run
 
     check(args.executor, args.threads, args.workers, args.gpus_per_run, args.ray_address)
     for spec in dict.fromkeys(s.activation for s in specs):  # a broken activation: now, before any store exists

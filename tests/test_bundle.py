@@ -8,9 +8,10 @@ import math
 import pytest
 from test_report import GRID, synthetic_store, write_suite
 
-from bench import bundle, report
 from bench.config import Status, load_suite
-from bench.store import Store
+from bench.report import command
+from bench.runs import bundle
+from bench.runs.store import Store
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def published(tmp_path):
         layers = db.layers([specs[4].key]).drop(columns="key").to_dict("records")
         layers[0]["value"] = math.inf
         db.save(record, db.epochs([specs[4].key]).drop(columns="key").to_dict("records"), layers)
-    readme = report.build(suite, store, tmp_path / "original", timing=False)
+    readme = command.build(suite, store, tmp_path / "original", timing=False)
     return {"suite": suite, "specs": specs, "store": store, "folder": readme.parent}
 
 
@@ -53,7 +54,7 @@ def test_the_report_rebuilt_from_an_imported_bundle_equals_the_original(tmp_path
     for table in ("epochs", "layers"):
         assert rows(published["store"], table).equals(rows(fresh, table))
     assert rows(fresh, "layers")["value"].map(math.isinf).sum() == 1
-    rebuilt = report.build(published["suite"], fresh, tmp_path / "rebuilt", timing=False).parent
+    rebuilt = command.build(published["suite"], fresh, tmp_path / "rebuilt", timing=False).parent
     for name in ("results.csv", "summary.csv", "runs.jsonl.gz"):
         assert (rebuilt / name).read_bytes() == (folder / name).read_bytes(), name
     same = lambda text: [line for line in text.splitlines() if "written" not in line]  # noqa: E731

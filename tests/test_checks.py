@@ -2,9 +2,9 @@
 
 from test_report import GRID, synthetic_store, write_suite
 
-from bench import report
 from bench.checks import known_bad
 from bench.config import RunSpec
+from bench.report import command, page
 
 
 def test_selu_with_plain_dropout_is_named_and_alpha_dropout_is_not():
@@ -29,5 +29,5 @@ def test_an_initializer_far_from_the_card_gain_is_named_unless_the_runs_vary_it(
 def test_the_report_notes_them(tmp_path):
     suite = write_suite(tmp_path / "selu.toml", GRID + 'activation = ["relu", "selu"]\ndropout = 0.2\nseeds = 2\n')
     store = synthetic_store(tmp_path / "s.sqlite", suite, lambda s, split: 0.9)
-    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_warnings]).read_text()
+    text = command.build(suite, store, tmp_path / "out", timing=False, sections=[page.section_warnings]).read_text()
     assert text.startswith("## Known-bad combinations\n\n- 2 run(s) use selu with plain dropout")

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from test_report import synthetic_store
 
-from bench import claims, report
+from bench.analysis import claims
 from bench.config import RunSpec, Status
+from bench.report import command
 
 SGD = dict(optimizer="sgd", schedule="constant")
 
@@ -175,7 +176,7 @@ def test_seed_claims_report_has_a_verdict_per_claim(tmp_path):
         return {"tanh": 0.95, "sigmoid": 0.9}.get(spec.activation, 0.92) + 0.001 * spec.seed
 
     store = synthetic_store(tmp_path / "s.sqlite", "seed-claims", value)
-    readme = report.build("seed-claims", store, tmp_path / "out", timing=False)
+    readme = command.build("seed-claims", store, tmp_path / "out", timing=False)
     text = readme.read_text()
     assert "## Verdicts" in text
     for number in range(1, 9):
@@ -185,4 +186,4 @@ def test_seed_claims_report_has_a_verdict_per_claim(tmp_path):
 
 def test_other_suites_have_no_verdicts(tmp_path):
     store = synthetic_store(tmp_path / "s.sqlite", "quick", lambda spec, split: 0.9)
-    assert "## Verdicts" not in report.build("quick", store, tmp_path / "out", timing=False).read_text()
+    assert "## Verdicts" not in command.build("quick", store, tmp_path / "out", timing=False).read_text()

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import cluster, run
+from bench import run
 from bench.config import RunSpec, Status
-from bench.executors import execute
-from bench.store import Store
+from bench.runs import cluster
+from bench.runs.executors import execute
+from bench.runs.store import Store
 
 ray = pytest.importorskip("ray", reason="Ray is the optional extra actbench[ray] (make install installs it)")
 

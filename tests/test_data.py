@@ -1,4 +1,4 @@
-"""bench.data on real MNIST / Fashion-MNIST and on small CIFAR fixtures in the real on-disk format."""
+"""bench.harness.data on real MNIST / Fashion-MNIST and on small CIFAR fixtures in the real on-disk format."""
 
 import math
 import pickle
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from bench import data
-from bench.data import DataError
+from bench.harness import data
+from bench.harness.data import DataError
 
 MNIST_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

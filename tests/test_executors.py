@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import executors, run
+from bench import run
 from bench.config import RunSpec, Status
-from bench.executors import Slots, execute
-from bench.store import Store
+from bench.runs import executors
+from bench.runs.executors import Slots, execute
+from bench.runs.store import Store
 
 SMALL = dict(dataset="mnist", model="mlp", hidden=(64,), epochs=1)  # on the test device: each test passes device=device
 SAME = ("test_acc", "test_loss", "val_acc", "train_loss", "best_val_acc", "best_epoch", "status", "threads")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.export import main
-from bench.store import Store
+from bench.runs.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bench import data, loop, optim
 from bench.config import RunSpec, Status
-from bench.executors import execute
-from bench.store import Store
+from bench.harness import data, loop, optim
+from bench.runs.executors import execute
+from bench.runs.store import Store
 
 SMALL = RunSpec(dataset="mnist", model="mlp", hidden=(64,), epochs=2, batch_size=128, seed=0)
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 
 import activations
-from bench import models
-from bench.init import INITS, initialize
-from bench.regularize import param_groups
+from bench.harness import models
+from bench.harness.init import INITS, initialize
+from bench.harness.regularize import param_groups
 
 IN_SHAPE, CLASSES = (1, 28, 28), 10
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import activations
-from bench import report, report_figures, report_tables
 from bench.config import Status, load_suite, suite_description
+from bench.report import command, comparisons, figures, grids, page, tables
 from bench.run import main as run_main
-from bench.store import Store
+from bench.runs.store import Store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUITES = ("default", "init", "regularizers", "lr", "seed-claims")
@@ -72,18 +72,18 @@ def real_store(tmp_path_factory, data_dir) -> dict:
 
 
 def test_report_from_a_real_store(tmp_path, real_store):
-    command = "python -m bench.run --suite tiny.toml --device cpu"
+    made_by = "python -m bench.run --suite tiny.toml --device cpu"
     argv = ["--suite", real_store["wider"], "--store", str(real_store["store"]), "--out", str(tmp_path)]
     stale = tmp_path / "wider" / "figures" / "test_accuracy.png"  # drawn by an older version of the report
     stale.parent.mkdir(parents=True)
     stale.write_bytes(PNG_SIGNATURE)
-    assert report.main([*argv, "--command", command, "--no-timing"]) == 0
+    assert command.main([*argv, "--command", made_by, "--no-timing"]) == 0
     folder = tmp_path / "wider"
     assert not stale.exists()
     readme = (folder / "README.md").read_text()
     for activation in ("relu", "tanh", "elu"):
         assert f"| {activation} |" in readme, activation
-    assert f"`{command}`" in readme
+    assert f"`{made_by}`" in readme
     sha = real_store["runs"]["git_sha"].iloc[0]
     assert sha and sha != "unknown" and sha in readme
     assert "torch `" in readme and "Wall time" in readme and "Threads per run | `" in readme
@@ -118,7 +118,7 @@ def test_report_from_a_real_store(tmp_path, real_store):
 
 def test_only_the_suites_runs_are_reported(tmp_path, real_store):
     relu_only = write_suite(tmp_path / "relu_only.toml", TINY.format(activations='["relu"]'))
-    readme = report.build(relu_only, real_store["store"], tmp_path, timing=False, sections=[report.section_coverage])
+    readme = command.build(relu_only, real_store["store"], tmp_path, timing=False, sections=[page.section_coverage])
     assert "All 2 runs of the suite are in the store" in readme.read_text()
     assert "2 other runs that are not part of this suite" in readme.read_text()
     results = pd.read_csv(readme.parent / "results.csv")
@@ -126,8 +126,8 @@ def test_only_the_suites_runs_are_reported(tmp_path, real_store):
 
 
 def test_timing_adds_the_time_alone_column_with_relu_at_one(tmp_path, real_store):
-    readme = report.build(
-        real_store["suite"], real_store["store"], tmp_path, timing=True, sections=[report.section_cost]
+    readme = command.build(
+        real_store["suite"], real_store["store"], tmp_path, timing=True, sections=[comparisons.section_cost]
     )
     text = readme.read_text()
     assert "accuracy_vs_speed" in figures_of(readme)
@@ -226,7 +226,7 @@ def test_init_grid_with_diverged_and_failed_runs(tmp_path):
     store = synthetic_store(
         tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + 0.01 * s.seed, lambda s: status.get(s.key, Status.OK)
     )
-    readme = report.build(suite, store, tmp_path / "out", timing=False)
+    readme = command.build(suite, store, tmp_path / "out", timing=False)
     text = readme.read_text()
     assert "1 diverged and 1 failed of 18 runs" in text
     failures = text.split("## Diverged and failed runs")[1].split("\n## ")[0]
@@ -262,7 +262,7 @@ def test_lr_is_chosen_on_validation_and_reports_test(tmp_path):
         return table[spec.lr] - 0.05 * tanh + 0.001 * spec.seed + 0.002 * tanh * (spec.seed % 2)
 
     store = synthetic_store(tmp_path / "s.sqlite", suite, value)
-    readme = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_lr])
+    readme = command.build(suite, store, tmp_path / "out", timing=False, sections=[grids.section_lr])
     text = readme.read_text()
     assert "lr_sensitivity" in figures_of(readme)
     check_png(readme.parent / "figures" / "lr_sensitivity.png")
@@ -274,7 +274,7 @@ def test_lr_is_chosen_on_validation_and_reports_test(tmp_path):
 
 
 def test_regularizer_heatmap_uses_the_labels(tmp_path):
-    grids = "".join(
+    tables_toml = "".join(
         f"[[grid]]\n{body}\n"
         for body in (
             "",
@@ -284,10 +284,10 @@ def test_regularizer_heatmap_uses_the_labels(tmp_path):
             "weight_decay = 5e-4\ndropout = 0.3\naugment = true",
         )
     )
-    suite = write_suite(tmp_path / "regs.toml", GRID + 'activation = ["relu", "gelu"]\nseeds = 2\n' + grids)
+    suite = write_suite(tmp_path / "regs.toml", GRID + 'activation = ["relu", "gelu"]\nseeds = 2\n' + tables_toml)
     store = synthetic_store(tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + 0.01 * s.dropout + 0.001 * s.seed)
-    readme = report.build(
-        suite, store, tmp_path / "out", timing=False, sections=[report.section_regularizer, report.section_accuracy]
+    readme = command.build(
+        suite, store, tmp_path / "out", timing=False, sections=[grids.section_regularizer, comparisons.section_accuracy]
     )
     assert "heatmap_regularizer" in figures_of(readme) and "heatmap_init" not in figures_of(readme)
     check_png(readme.parent / "figures" / "heatmap_regularizer.png")
@@ -308,23 +308,26 @@ def test_time_to_target_compares_activations_of_a_setting(tmp_path):
     suite = write_suite(tmp_path / "speed.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 2\n')
     # Validation accuracy climbs linearly from 0.1 to its final value over 2 epochs of 1.5 s each.
     store = synthetic_store(tmp_path / "s.sqlite", suite, lambda s, split: 0.95 if s.activation == "relu" else 0.85)
-    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_speed]).read_text()
+    text = command.build(suite, store, tmp_path / "out", timing=False, sections=[comparisons.section_speed]).read_text()
     assert "99%" in text  # the target: 0.99 x relu's 0.95
     assert "| mnist/mlp | 0.9405 | relu | 2/2 | 2.00 [2.00, 2.00] | 3.0 [3.0, 3.0] |" in text
     assert "| mnist/mlp | 0.9405 | tanh | 0/2 |  |  |" in text  # never reached: counted, no mean
     alone = write_suite(tmp_path / "alone.toml", GRID + 'activation = ["relu"]\nseeds = 2\n')
-    assert report.build(alone, store, tmp_path / "out", timing=False, sections=[report.section_speed]).read_text() == ""
+    assert (
+        command.build(alone, store, tmp_path / "out", timing=False, sections=[comparisons.section_speed]).read_text()
+        == ""
+    )
 
 
 def test_train_test_gap_per_regularizer(tmp_path):
-    grids = "[[grid]]\n\n[[grid]]\ndropout = 0.3\n"
-    suite = write_suite(tmp_path / "gap.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 2\n' + grids)
+    tables_toml = "[[grid]]\n\n[[grid]]\ndropout = 0.3\n"
+    suite = write_suite(tmp_path / "gap.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 2\n' + tables_toml)
 
     def value(spec, split):
         return 0.99 if split == "train" else 0.95 if spec.dropout else 0.90
 
     store = synthetic_store(tmp_path / "s.sqlite", suite, value)
-    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_gap]).read_text()
+    text = command.build(suite, store, tmp_path / "out", timing=False, sections=[grids.section_gap]).read_text()
     rows = [line for line in text.splitlines() if line.startswith("| mnist/mlp |")]
     assert rows == [
         "| mnist/mlp | relu | none | 2 | 0.0900 [0.0900, 0.0900] | 0.9000 [0.9000, 0.9000] |",
@@ -342,7 +345,9 @@ def test_paired_test_follows_the_number_of_seeds(tmp_path, seeds, test_name):
         suite,
         lambda s, split: 0.9 + (0.01 + 0.001 * (s.seed % 3 - 1)) * (s.activation == "elu") + 0.002 * s.seed,
     )
-    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_paired]).read_text()
+    text = command.build(
+        suite, store, tmp_path / "out", timing=False, sections=[comparisons.section_paired]
+    ).read_text()
     section = text.split("## Paired tests against relu")[1].split("\n## ")[0]
     assert test_name in section
     assert "| mnist/mlp | elu | " + str(seeds) + " | +0.0100 |" in section
@@ -357,7 +362,9 @@ def test_best_is_marked_only_where_the_intervals_separate(tmp_path, gap, best):
         suite,
         lambda s, split: 0.9 + gap * (s.activation == "tanh") + noise[s.activation][s.seed],
     )
-    text = report.build(suite, store, tmp_path / "out", timing=False, sections=[report.section_accuracy]).read_text()
+    text = command.build(
+        suite, store, tmp_path / "out", timing=False, sections=[comparisons.section_accuracy]
+    ).read_text()
     rows = [line for line in text.split("## Final test accuracy")[1].split("\n## ")[0].splitlines() if line[:2] == "| "]
     assert "| setting | activation | n | test acc [95 % CI] | std | parameters |" in text
     tanh = next(line for line in rows if line.startswith("| mnist/mlp | tanh |"))
@@ -367,17 +374,17 @@ def test_best_is_marked_only_where_the_intervals_separate(tmp_path, gap, best):
 
 def test_palette_draws_relu_black_and_all_but_the_highlighted_grey():
     names = ["tanh", "relu", *[f"act{i}" for i in range(12)]]
-    colors = report_figures.palette(names, highlight=["act1", "act11"])
-    assert colors["relu"] == report_figures.BLACK
-    assert {n for n, c in colors.items() if c not in (report_figures.BLACK, report_figures.GREY)} == {"act1", "act11"}
-    few = report_figures.palette(["tanh", "relu", "gelu"])  # few activations: each its own colour, relu still black
-    assert few["relu"] == report_figures.BLACK and len({few["tanh"], few["gelu"], report_figures.GREY}) == 3
+    colors = figures.palette(names, highlight=["act1", "act11"])
+    assert colors["relu"] == figures.BLACK
+    assert {n for n, c in colors.items() if c not in (figures.BLACK, figures.GREY)} == {"act1", "act11"}
+    few = figures.palette(["tanh", "relu", "gelu"])  # few activations: each its own colour, relu still black
+    assert few["relu"] == figures.BLACK and len({few["tanh"], few["gelu"], figures.GREY}) == 3
 
 
 def test_far_out_values_do_not_set_an_axis():
-    low, high = report_figures.fences(pd.Series([0.90, 0.905, 0.91, 0.895, 0.9, 0.902, 0.5]))
+    low, high = figures.fences(pd.Series([0.90, 0.905, 0.91, 0.895, 0.9, 0.902, 0.5]))
     assert low > 0.5 and high < 1.0  # identity-like 0.5 is far out; the field's spread is not
-    assert report_figures.fences(pd.Series([0.9, 0.91, 0.92])) == pytest.approx((0.905 - 0.03, 0.915 + 0.03))
+    assert figures.fences(pd.Series([0.9, 0.91, 0.92])) == pytest.approx((0.905 - 0.03, 0.915 + 0.03))
 
 
 def findings_store(tmp_path: Path) -> tuple[str, Path]:
@@ -403,15 +410,15 @@ def findings_store(tmp_path: Path) -> tuple[str, Path]:
 
 def test_findings_and_forest_on_known_answers(tmp_path):
     suite, store = findings_store(tmp_path)
-    ctx = report.load(suite, store, tmp_path / "out", None, timing=False)
-    pairs = report._pairs(ctx).set_index("activation")
+    ctx = command.load(suite, store, tmp_path / "out", None, timing=False)
+    pairs = comparisons.pairs(ctx).set_index("activation")
     assert pairs.loc["gelu", "better"] == "better" and pairs.loc["gelu", "mean_diff"] == pytest.approx(0.02)
     assert pairs.loc["tanh", "better"] == "worse" and pairs.loc["tanh", "mean_diff"] == pytest.approx(-0.03)
     assert pairs.loc["elu", "better"] == "no evidence" and pairs.loc["elu", "ci_low"] < 0 < pairs.loc["elu", "ci_high"]
     assert pairs.loc["maxout", "params_ratio"] == 2.0 and pairs.loc["gelu", "params_ratio"] == 1.0
     assert (pairs["p_holm"] >= pairs["p_value"]).all()  # Holm over the 4 activations of this one setting
-    sections = [report.section_findings, report.section_forest]
-    readme = report.build(suite, store, tmp_path / "out", timing=False, sections=sections)
+    sections = [comparisons.section_findings, comparisons.section_forest]
+    readme = command.build(suite, store, tmp_path / "out", timing=False, sections=sections)
     text = readme.read_text()
     found = text.split("## What this benchmark found")[1].split("\n## ")[0]
     assert "4 activations compared with ReLU over 5 seeds" in found and "paired t-test" in found
@@ -433,8 +440,8 @@ def test_holm_family_is_one_setting_not_the_whole_table(tmp_path):
     store = synthetic_store(
         tmp_path / "s.sqlite", suite, lambda s, split: 0.9 + (s.activation == "gelu") * diffs[s.seed]
     )
-    ctx = report.load(suite, store, tmp_path / "out", None, timing=False)
-    pairs = report._pairs(ctx)
+    ctx = command.load(suite, store, tmp_path / "out", None, timing=False)
+    pairs = comparisons.pairs(ctx)
     assert len(pairs) == 2 and (pairs["p_holm"] == pairs["p_value"]).all()  # one comparison per setting: no penalty
 
 
@@ -444,7 +451,7 @@ def test_holm_family_is_one_setting_not_the_whole_table(tmp_path):
 
 def one_line_error(capsys, argv: list[str]) -> str:
     try:
-        code = report.main(argv)
+        code = command.main(argv)
     except SystemExit as exc:  # a usage error exits from the parser, as in every entry point
         code = exc.code
     err = capsys.readouterr().err
@@ -535,7 +542,7 @@ def test_default_suite_covers_the_registry_without_duplicates():
 
 def test_suites_vary_what_their_report_needs():
     assert len({s.init for s in load_suite("init")}) >= 4
-    labels = {report_tables.regularizer_label(s.weight_decay, s.dropout, s.augment) for s in load_suite("regularizers")}
+    labels = {tables.regularizer_label(s.weight_decay, s.dropout, s.augment) for s in load_suite("regularizers")}
     assert labels == {"none", "L2", "dropout", "augment", "all"}
     rates = sorted({s.lr for s in load_suite("lr")})
     assert np.allclose(rates, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
@@ -550,6 +557,6 @@ def test_suites_vary_what_their_report_needs():
 
 
 def test_alpha_dropout_has_its_own_regularizer_label():
-    assert report_tables.regularizer_label(0.0, 0.1, False, dropout_kind="alpha") == "alpha dropout"
-    assert report_tables.regularizer_label(1e-4, 0.1, True, True, "alpha") == "L2 0.0001+alpha dropout 0.1+augment"
-    assert report_tables.regularizer_label(1e-4, 0.1, True) == "all"
+    assert tables.regularizer_label(0.0, 0.1, False, dropout_kind="alpha") == "alpha dropout"
+    assert tables.regularizer_label(1e-4, 0.1, True, True, "alpha") == "L2 0.0001+alpha dropout 0.1+augment"
+    assert tables.regularizer_label(1e-4, 0.1, True) == "all"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from activations.errors import InputError
-from bench.store import SCHEMA_VERSION, Store, StoreError
+from bench.runs.store import SCHEMA_VERSION, Store, StoreError
 
 NOBODY = 65534
 

@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 from test_report import TINY
 
-from bench import bundle, compare, frames, report
+from bench import compare
 from bench.config import load_suite
+from bench.report import command
 from bench.run import main as run_main
-from bench.store import Store
+from bench.runs import bundle
+from bench.runs import results as frames
+from bench.runs.store import Store
 
 PLUGIN = """import torch
 from torch import nn
@@ -51,7 +54,7 @@ def published(tmp_path_factory, data_dir, device):
     store = root / "published.sqlite"
     argv = ["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--quiet", "--device", device]
     assert run_main(argv) == 0
-    folder = report.build(str(suite), store, root / "reports", timing=False).parent
+    folder = command.build(str(suite), store, root / "reports", timing=False).parent
     plugins = root / "plugins"
     plugins.mkdir()
     return {"root": root, "suite": suite, "folder": folder, "plugins": plugins, "data_dir": data_dir}

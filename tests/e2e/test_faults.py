@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import Store, StoreError
+from bench.runs.store import Store, StoreError
 
 pytestmark = pytest.mark.slow
 

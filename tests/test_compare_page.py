@@ -4,8 +4,10 @@ never finished a run in a setting."""
 import pandas as pd
 from test_report import GRID, synthetic_store, write_suite
 
-from bench import compare, compare_report, frames
+from bench import compare
 from bench.config import Status, load_suite
+from bench.report import compare_page
+from bench.runs import results
 
 VALUES = {"relu": 0.90, "tanh": 0.88, "elu": 0.93}
 
@@ -22,9 +24,9 @@ def found(tmp_path, mine_status=lambda spec: Status.OK):
     published_store = synthetic_store(tmp_path / "published.sqlite", published_suite, value)
     here_store = synthetic_store(tmp_path / "here.sqlite", mine, value, status=mine_status)
     synthetic_store(here_store, control, value)
-    published = frames.suite_runs(load_suite(published_suite), published_store)
-    here = frames.suite_runs(load_suite(mine), here_store)
-    ctl = frames.suite_runs(load_suite(control), here_store)
+    published = results.suite_runs(load_suite(published_suite), published_store)
+    here = results.suite_runs(load_suite(mine), here_store)
+    ctl = results.suite_runs(load_suite(control), here_store)
     return published, here, ctl
 
 
@@ -32,7 +34,7 @@ def build(tmp_path, published, here, control):
     drift = compare.drift(published, control)
     out = tmp_path / "out"
     args = (["elu"], "pub", {"git_sha": "feedc0de"}, published, here, control, drift, out, "cmd")
-    return compare_report.build(*args, timing=False).read_text(), out
+    return compare_page.build(*args, timing=False).read_text(), out
 
 
 def test_the_page_ranks_and_pairs_against_the_field(tmp_path):

@@ -14,11 +14,10 @@ import matplotlib
 import pandas as pd
 import seaborn as sns
 
-from bench import analysis, frames, provenance, report
-from bench import report_figures as figures
-from bench import report_findings as findings
-from bench import report_tables as tables
-from bench.report_context import Context, context
+from bench import provenance
+from bench.analysis import frames, stats
+from bench.report import comparisons, figures, findings, page, tables
+from bench.report.context import Context, context
 
 CONTROL = figures.REFERENCE
 NEIGHBOURS = ("relu", "gelu", "silu")  # the property cards shown beside the compared activations'
@@ -46,7 +45,7 @@ def _join(*found: frames.SuiteRuns, drop: frozenset[str] = frozenset()) -> frame
 
 def against(ctx: Context, name: str) -> pd.DataFrame:
     """``name`` minus every other activation of the field per setting, paired by seed, Holm within the setting."""
-    tests = analysis.paired_tests(ctx.runs, "test_acc", baseline=name, test=ctx.paired_test)
+    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=name, test=ctx.paired_test)
     flip = {"better": "worse", "worse": "better"}
     return tests.assign(
         setting=ctx.label(tests),
@@ -137,7 +136,7 @@ def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.Dat
 
 
 def _ranks(ctx: Context, names: list[str]) -> pd.DataFrame:
-    parts = [analysis.bootstrap_rank(ctx.runs, n, group=ctx.setting_cols).assign(activation=n) for n in names]
+    parts = [stats.bootstrap_rank(ctx.runs, n, group=ctx.setting_cols).assign(activation=n) for n in names]
     table = pd.concat(parts, ignore_index=True)
     return table.assign(setting=ctx.label(table))
 
@@ -223,10 +222,10 @@ def build(
             control_text,
             _rank_section(ranks),
             _forest_section(ctx, pairs, matched),
-            report.section_curves(ctx),
-            report.section_activations(local, [*names, *NEIGHBOURS]),
-            report.section_cost(local),
-            report.section_failures(local),
+            comparisons.section_curves(ctx),
+            page.section_activations(local, [*names, *NEIGHBOURS]),
+            comparisons.section_cost(local),
+            page.section_failures(local),
             "## Files\n\n- [results.csv](results.csv): the runs trained here (the compared activations and the "
             "control), every recorded field.\n- [comparison.csv](comparison.csv): every paired difference shown "
             "above.\n- [ranks.csv](ranks.csv): the ranks and their intervals.\n"

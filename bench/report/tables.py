@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from bench.claims import Verdict
+    from bench.analysis.claims import Verdict
 
 CARD_COLUMNS = {
     "name": "activation",

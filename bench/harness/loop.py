@@ -26,12 +26,12 @@ import torch.nn as nn
 
 import activations
 from activations.errors import InputError
-from bench import data, models, optim
 from bench.config import RECORD_SCHEMA, RunSpec, Status
-from bench.init import initialize
-from bench.probes import probe, saved_bytes
+from bench.harness import data, models, optim
+from bench.harness.init import initialize
+from bench.harness.probes import probe, saved_bytes
+from bench.harness.regularize import EarlyStopping, param_groups
 from bench.provenance import git_sha
-from bench.regularize import EarlyStopping, param_groups
 
 EVAL_BATCH = 1000
 PROBE_SIZE = 512

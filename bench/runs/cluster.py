@@ -15,8 +15,8 @@ import socket
 from collections.abc import Callable, Iterator
 
 from activations.errors import InputError
-from bench import loop
 from bench.config import RunSpec
+from bench.harness import loop
 
 MAX_RETRIES = 3  # Ray retries a task this many times when its worker process dies
 CONNECT_TIMEOUT = 10  # seconds to wait for the Ray head to accept a connection

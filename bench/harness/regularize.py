@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from bench.models import WEIGHT_LAYERS
+from bench.harness.models import WEIGHT_LAYERS
 
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
 

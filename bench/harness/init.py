@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from bench.models import weight_layers
+from bench.harness.models import weight_layers
 
 Init = Callable[[torch.Tensor, float, torch.Generator], object]  # (weight, gain, generator), in place
 

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from activations.errors import InputError
+from bench.config import DEFAULT_STORE
 
 SCHEMA_VERSION = 1
-DEFAULT_PATH = Path("results/actbench.sqlite")
 STATUSES = ("ok", "diverged", "failed")
 RESULTS = ("ok", "diverged")  # a run that ended so is a result and is kept; a failed one is trained again
 _IS_RESULT = f"status IN ({', '.join(repr(s) for s in RESULTS)})"
@@ -81,7 +81,7 @@ class StoreError(InputError):
 class Store:
     """A results database; open one per process and use it as a context manager."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path = DEFAULT_STORE, *, readonly: bool = False) -> None:
         """Open (or, unless ``readonly``, create) the store at ``path`` and check now that it can be written."""
         self.path = Path(path)
         self.readonly = readonly

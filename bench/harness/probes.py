@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from activations.properties import SATURATION, f_and_df
-from bench.models import activation_modules, weight_layers
+from bench.harness.models import activation_modules, weight_layers
 
 
 def probe(

@@ -16,8 +16,8 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
-from bench import data, loop
 from bench.config import RunSpec
+from bench.harness import data, loop
 
 
 def _sync(device: torch.device) -> None:

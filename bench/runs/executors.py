@@ -28,9 +28,10 @@ from typing import IO
 from tqdm import tqdm
 
 from activations.errors import InputError, choose
-from bench import cluster, loop
 from bench.config import RunSpec, Status
-from bench.store import Store
+from bench.harness import loop
+from bench.runs import cluster
+from bench.runs.store import Store
 
 EXECUTORS = ("local", "ray")
 Claim = Callable[[RunSpec], bool]

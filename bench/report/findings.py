@@ -1,6 +1,6 @@
 """ "What this benchmark found": each activation against ReLU per setting, in sentences that carry their numbers.
 
-The input is :func:`bench.analysis.paired_tests` (paired by seed, Holm within each setting) with a ``setting``
+The input is :func:`bench.analysis.stats.paired_tests` (paired by seed, Holm within each setting) with a ``setting``
 label and each activation's parameter count relative to ReLU's in that setting (``params_ratio``). A sentence says
 "better" or "worse" only where the Holm-adjusted p-value is below 0.05; an activation whose interval excludes zero
 before the correction but not after is named as such, never counted as a difference.

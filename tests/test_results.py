@@ -4,9 +4,10 @@ import pytest
 from test_report import synthetic_store, write_suite
 
 from activations.errors import InputError
-from bench import frames
+from bench.analysis import frames
 from bench.config import Status, load_suite
-from bench.store import Store
+from bench.runs import results
+from bench.runs.store import Store
 
 SUITE = """
 dataset = "mnist"
@@ -39,7 +40,7 @@ def store(tmp_path):
 
 
 def test_the_suites_runs_in_suite_order_with_what_is_missing_and_extra(store):
-    found = frames.suite_runs(store["specs"], store["path"])
+    found = results.suite_runs(store["specs"], store["path"])
     assert list(zip(found.runs["activation"], found.runs["seed"], strict=True)) == [
         ("relu", 0),
         ("relu", 1),
@@ -53,7 +54,7 @@ def test_the_suites_runs_in_suite_order_with_what_is_missing_and_extra(store):
 
 
 def test_the_latest_of_several_runs_of_a_spec_is_used_with_its_rows(store):
-    found = frames.suite_runs(store["specs"], store["path"])
+    found = results.suite_runs(store["specs"], store["path"])
     relu0 = found.runs.iloc[0]
     assert (relu0["key"], relu0["device"], relu0["test_acc"]) == (store["relu"].key + "-cuda", "cuda", 0.99)
     assert set(found.epochs["key"]) == set(found.layers["key"]) | {relu0["key"]} == set(found.runs["key"])
@@ -62,10 +63,10 @@ def test_the_latest_of_several_runs_of_a_spec_is_used_with_its_rows(store):
 
 def test_a_store_without_the_suite_or_without_a_file(tmp_path, store):
     other = load_suite(write_suite(tmp_path / "none.toml", SUITE.replace('["relu", "tanh", "elu"]', '["selu"]')))
-    found = frames.suite_runs(other, store["path"])
+    found = results.suite_runs(other, store["path"])
     assert found.runs.empty and found.epochs.empty and len(found.missing) == 2 and found.other_runs == 7
     with pytest.raises(InputError, match="no store at"):
-        frames.suite_runs(other, tmp_path / "missing.sqlite")
+        results.suite_runs(other, tmp_path / "missing.sqlite")
 
 
 def test_spec_frame_numbers_the_specs_in_suite_order(store):
@@ -79,5 +80,5 @@ def test_records_from_before_the_source_hash_match_built_in_specs(tmp_path, stor
         tanh = store["specs"][2]
         old = {k: v for k, v in db.record(tanh.key).items() if k != "activation_sha"}
         db.save({**old, "test_acc": 0.123}, [], [])
-    found = frames.suite_runs(store["specs"], store["path"])
+    found = results.suite_runs(store["specs"], store["path"])
     assert found.runs.set_index(["activation", "seed"]).loc[("tanh", 0), "test_acc"] == 0.123

@@ -1,4 +1,5 @@
-"""What a report page is built from: a suite's runs (from :mod:`bench.frames`) and how its settings are named."""
+"""What a report page is built from: a suite's runs (:class:`bench.analysis.frames.SuiteRuns`) and how its settings
+are named."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from activations.errors import InputError
-from bench import analysis, frames, report_figures
-from bench.config import RunSpec, load_suite, suite_description, suite_path
-from bench.report_tables import cell, regularizer_label
+from bench.analysis import frames, stats
+from bench.config import RunSpec
+from bench.report import figures
+from bench.report.tables import cell, regularizer_label
 
 MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
 HIGHLIGHTED = 3  # with many activations, the best and the worst this many (mean rank over settings) get a colour
@@ -63,9 +65,9 @@ class Context:
     def paired_test(self) -> str:
         return "ttest" if self.n_seeds < MIN_WILCOXON_PAIRS else "wilcoxon"
 
-    def palette(self) -> report_figures.Palette:
+    def palette(self) -> figures.Palette:
         """One colour per activation, the same in every figure: ReLU black, many activations grey but a few."""
-        return report_figures.palette(self.activations, self.highlight)
+        return figures.palette(self.activations, self.highlight)
 
     def with_regularizer(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the ``regularizer`` label column (from weight_decay, dropout and augment)."""
@@ -92,7 +94,7 @@ class Context:
 
     def figure(self, fig: plt.Figure, name: str, caption: str) -> str:
         """Save ``fig`` as figures/<name>.png, close it, and return its markdown with the one-line caption."""
-        report_figures.save(fig, self.out / "figures" / f"{name}.png")
+        figures.save(fig, self.out / "figures" / f"{name}.png")
         return f"![{name}](figures/{name}.png)\n\n*{caption}*\n"
 
 
@@ -106,7 +108,7 @@ def _varying(frame: pd.DataFrame) -> tuple[list[str], list[str], bool]:
     """(setting columns, label columns, detailed regularizer labels) of a suite's spec frame."""
     plain = _regularizers(frame[list(REGULARIZER_FIELDS)].drop_duplicates())
     detailed = len(set(plain)) < len(plain)
-    varying = [c for c in analysis.SPEC_COLUMNS if c != "activation" and frame[c].nunique(dropna=False) > 1]
+    varying = [c for c in stats.SPEC_COLUMNS if c != "activation" and frame[c].nunique(dropna=False) > 1]
     if any(c in varying for c in REGULARIZER_FIELDS):
         varying = [c for c in varying if c not in REGULARIZER_FIELDS] + ["regularizer"]
         frame = frame.assign(regularizer=_regularizers(frame, detailed))
@@ -114,20 +116,6 @@ def _varying(frame: pd.DataFrame) -> tuple[list[str], list[str], bool]:
     per_panel = frame.groupby(["dataset", "model"])
     labels = [c for c in setting[2:] if per_panel[c].nunique(dropna=False).max() > 1]
     return setting, labels, detailed
-
-
-def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
-    """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
-    specs = load_suite(suite)
-    found = frames.suite_runs(specs, store)
-    if found.runs.empty:
-        raise ReportError(
-            f"the store {store} has no runs of suite {suite!r} ({len(specs)} runs defined); "
-            f"run `python -m bench.run --suite {suite} --store {store}` first"
-        )
-    name = suite_path(suite).stem
-    command = command or f"python -m bench.run --suite {suite}"
-    return context(name, suite_description(suite), found, Path(out) / name, command, timing)
 
 
 def context(
@@ -167,6 +155,6 @@ def _extremes(runs: pd.DataFrame, setting: list[str]) -> list[str]:
     """The HIGHLIGHTED best and worst activations by mean rank of test accuracy over the settings, ReLU aside."""
     if runs["status"].ne("ok").all() or "test_acc" not in runs.columns:
         return []
-    order = analysis.ranks(runs, "test_acc", group=setting)["activation"]
-    order = [a for a in order if a != report_figures.REFERENCE]
+    order = stats.ranks(runs, "test_acc", group=setting)["activation"]
+    order = [a for a in order if a != figures.REFERENCE]
     return list(dict.fromkeys(order[:HIGHLIGHTED] + order[-HIGHLIGHTED:]))

@@ -1,0 +1,55 @@
+"""Which stored runs make a suite: a suite's specs matched against a frame of records, without reading any store.
+
+Runs are matched to the suite's specs on every RunSpec field except device and compile (which do not change a
+result), a plugin activation's source hash included; of several runs of one spec the latest is used. Reports and
+analyses take these frames; :mod:`bench.runs.results` fills them from a store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.config import ADDED_FIELDS, FIELDS, RunSpec
+
+__all__ = ["MATCH_COLUMNS", "SuiteRuns", "match", "spec_frame"]
+
+MATCH_COLUMNS = tuple(dict.fromkeys([*(f for f in FIELDS if f not in ("device", "compile")), *ADDED_FIELDS]))
+
+
+@dataclass
+class SuiteRuns:
+    """A suite's runs found in a store, with their per-epoch and per-layer rows and what is missing or extra."""
+
+    specs: list[RunSpec]
+    runs: pd.DataFrame  # one row per spec found (the latest run of it), any status, in suite order
+    epochs: pd.DataFrame
+    layers: pd.DataFrame
+    missing: list[RunSpec]  # specs of the suite without a run in the store
+    other_runs: int  # runs in the store that are not part of the suite
+    duplicates: int  # older runs of the same spec (another device or compile setting), not used
+
+
+def spec_frame(specs: list[RunSpec]) -> pd.DataFrame:
+    """One row per spec: key, the flat spec fields, and ``_spec``, its index in the suite."""
+    return pd.DataFrame([{"key": s.key, **s.flat()} for s in specs]).assign(_spec=range(len(specs)))
+
+
+def match(specs: list[RunSpec], stored: pd.DataFrame) -> tuple[pd.DataFrame, list[RunSpec], int]:
+    """The runs of ``stored`` (one row per record, oldest first) that are runs of ``specs``: the latest run of each
+    spec in suite order, the specs without a run, and how many stored runs matched before keeping the latest."""
+    stored = stored.copy()
+    for name, default in ADDED_FIELDS.items():  # a record from before the field existed had its default
+        stored[name] = stored[name].fillna(default) if name in stored.columns else default
+    if stored.empty or not set(MATCH_COLUMNS) <= set(stored.columns):
+        matched = stored.iloc[0:0].assign(_spec=pd.Series(dtype=int))
+    else:
+        # Compare as the store holds them: JSON scalars, widths joined by commas.
+        wanted = spec_frame(specs)[[*MATCH_COLUMNS, "_spec"]]
+        matched = stored.merge(wanted, on=list(MATCH_COLUMNS), how="inner")
+    n_matched = len(matched)
+    matched = matched.drop_duplicates(subset="_spec", keep="last")  # oldest first: keep the latest
+    found = set(matched["_spec"])
+    runs = matched.sort_values("_spec").drop(columns="_spec").reset_index(drop=True)
+    return runs, [s for i, s in enumerate(specs) if i not in found], n_matched

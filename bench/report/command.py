@@ -1,0 +1,71 @@
+"""``python -m bench.report --suite NAME``: a suite's runs in the store rendered as its page (:mod:`bench.report.page`),
+with ``runs.jsonl.gz`` beside it (the runs themselves, :mod:`bench.runs.bundle`). The only part of the report that
+opens a store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from activations import errors
+from bench import provenance
+from bench.config import DEFAULT_STORE, load_suite, suite_description, suite_path
+from bench.report import page
+from bench.report.context import Context, ReportError, context
+from bench.runs import bundle, results
+
+
+def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
+    """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
+    specs = load_suite(suite)
+    found = results.suite_runs(specs, store)
+    if found.runs.empty:
+        raise ReportError(
+            f"the store {store} has no runs of suite {suite!r} ({len(specs)} runs defined); "
+            f"run `python -m bench.run --suite {suite} --store {store}` first"
+        )
+    name = suite_path(suite).stem
+    command = command or f"python -m bench.run --suite {suite}"
+    return context(name, suite_description(suite), found, Path(out) / name, command, timing)
+
+
+def build(
+    suite: str,
+    store: str | Path = DEFAULT_STORE,
+    out: str | Path = "reports",
+    command: str | None = None,
+    timing: bool = True,
+    sections: Iterable[page.Section] = page.SECTIONS,
+) -> Path:
+    """Write the report of ``suite`` into ``out/<suite>/`` (its page and its runs as a bundle); the README path."""
+    ctx = load(suite, store, out, command, timing)
+    readme = page.write(ctx, sections)
+    bundle.write(store, ctx.runs["key"], ctx.out / page.BUNDLE, ctx.suite, provenance.git_sha())
+    return readme
+
+
+def build_parser() -> errors.Parser:
+    p = errors.Parser(
+        prog="python -m bench.report",
+        description="Write reports/<suite>/README.md, figures/*.png, results.csv, summary.csv and runs.jsonl.gz (the "
+        "runs, to import elsewhere with python -m bench.bundle) from the runs of a suite in the store.",
+    )
+    p.add_argument("--suite", required=True, help="a suite name from bench/suites or a .toml file")
+    p.add_argument("--store", default=str(DEFAULT_STORE), help=f"SQLite store (default {DEFAULT_STORE})")
+    p.add_argument("--out", default="reports", help="reports folder (default reports/)")
+    p.add_argument("--command", help="the command that produced the runs (default: python -m bench.run --suite NAME)")
+    p.add_argument("--no-timing", action="store_true", help="skip measuring each activation's cost relative to ReLU")
+    return p
+
+
+def _body(args: argparse.Namespace) -> int:
+    readme = build(args.suite, args.store, args.out, args.command, timing=not args.no_timing)
+    print(f"report written to {readme}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status (2 for bad input, with one ``error:`` line on stderr)."""
+    return errors.main(build_parser(), _body, argv)

@@ -1,0 +1,233 @@
+"""The comparison sections of a suite's page: what differs from ReLU (findings, forest plots, paired tests, ranks), how
+fast (curves, time to target), how accurate and at what cost."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+import activations
+from bench.analysis import stats
+from bench.config import Status
+from bench.report import figures, findings, tables
+from bench.report.context import MIN_WILCOXON_PAIRS, Context
+
+BASELINE = figures.REFERENCE
+
+
+TARGET_SHARE = 0.99  # the speed section's target: this share of the setting's best mean final validation accuracy
+
+
+def section_findings(ctx: Context) -> str:
+    """The top of the report: per setting, who beats or loses to ReLU, by how much, and what is tied."""
+    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
+        return ""
+    summary = summary_frame(ctx)
+    relu = summary[summary["activation"].eq(BASELINE)]
+    references = {
+        r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
+    }
+    return findings.markdown(pairs(ctx), references)
+
+
+def section_forest(ctx: Context) -> str:
+    """Per setting, each activation's paired difference to ReLU with its interval: the headline figures."""
+    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
+        return ""
+    tests = pairs(ctx)
+    parts = ["## Differences to ReLU", ""]
+    for setting, rows in tests.groupby("setting", sort=False):
+        if rows["n_pairs"].max() < 2:
+            continue
+        title = f"{setting}: test accuracy minus ReLU's; green/red = better/worse (Holm p < 0.05 within the setting)"
+        caption = (
+            f"{setting}: each activation's final test accuracy minus {BASELINE}'s, paired by seed, mean (dot) and 95 % "
+            "interval (line), sorted; filled green or red where the Holm-adjusted p-value within this setting is below "
+            "0.05, open grey where there is no evidence of a difference; a far-out mean is an arrow at the edge with "
+            "its value."
+        )
+        slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")
+        parts.append(ctx.figure(figures.forest(rows, title), f"forest_{slug}", caption))
+    return "\n".join(parts) if len(parts) > 2 else ""
+
+
+def section_curves(ctx: Context) -> str:
+    """Validation loss and accuracy per epoch, mean and band over seeds, one panel per setting."""
+    parts = []
+    for metric, what, better in (("loss", "Validation loss", "lower"), ("acc", "Validation accuracy", "higher")):
+        data = stats.curves(ctx.epochs, ctx.runs, split="val", metric=metric, by=ctx.by)
+        if data.empty:
+            continue
+        data = data.assign(setting=ctx.label(data))
+        grid = figures.facets(data, ctx.palette(), "epoch", f"validation {metric}", higher_is_better=better == "higher")
+        caption = (
+            f"{what} per epoch (epoch 0 = before training), mean over seeds with 95 % band, ok runs only: "
+            f"{better} is better; a curve that turns back is over-fitting, a wide band is seed-to-seed noise. "
+            f"{roles(ctx)}"
+        )
+        parts.append(ctx.figure(figures.finish(grid), f"curves_val_{metric}", caption))
+    if not parts:
+        return "## Convergence\n\nNo run finished ok, so there are no curves.\n"
+    return "## Convergence\n\n" + "\n".join(parts)
+
+
+def section_speed(ctx: Context) -> str:
+    """Epochs and training seconds until validation accuracy first reaches a target set by the best activation."""
+    ok = ctx.runs[ctx.runs["status"].eq(Status.OK)]
+    if ok.empty:
+        return ""
+    best = stats.summarize(ok, "val_acc", by=ctx.by).groupby(ctx.setting_cols, dropna=False)["mean"].max()
+    per_run = []
+    for setting, rows in ok.groupby(ctx.setting_cols, dropna=False):
+        target = TARGET_SHARE * best[setting]
+        if pd.notna(target) and rows["activation"].nunique() > 1:  # a speed is compared with another activation's
+            per_run.append(stats.time_to_target(ctx.epochs, rows, target).assign(target=target))
+    if not per_run:
+        return ""
+    table = stats.time_to_target_summary(ctx.with_regularizer(pd.concat(per_run)), by=[*ctx.by, "target"])
+    order = {a: i for i, a in enumerate(ctx.activations)}
+    table = table.assign(setting=ctx.label(table), _order=table["activation"].map(order))
+    table = table.sort_values(["setting", "epoch_mean", "seconds_mean", "_order"], na_position="last")
+    note = (
+        f"How fast each activation learns: the epochs, and the training seconds (evaluation excluded), until its "
+        f"validation accuracy first reaches the target, {TARGET_SHARE:.0%} of the best activation's mean final "
+        "validation accuracy in that setting. Means are over the ok runs that reached it (*reached*: of the ok runs); "
+        "seconds were measured on the machine in the header, so compare them within this report only."
+    )
+    return "## Time to a validation-accuracy target\n\n" + note + "\n\n" + tables.target_table(table) + "\n"
+
+
+def summary_frame(ctx: Context) -> pd.DataFrame:
+    """Final test accuracy per configuration with its interval, counts and best/tied mark (also summary.csv), and
+    the parameter count with its ratio to ReLU's in the same setting."""
+    table = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    table["mark"] = stats.best_marks(table, group=ctx.setting_cols)
+    table["setting"] = ctx.label(table)
+    if "parameters" in ctx.runs.columns:
+        params = ctx.runs.groupby(ctx.by, dropna=False)["parameters"].median().rename("parameters").reset_index()
+        table = table.merge(params, on=ctx.by, how="left")
+        reference = table[table["activation"].eq(BASELINE)].set_index("setting")["parameters"]
+        table["params_ratio"] = table["parameters"] / table["setting"].map(reference)
+    else:
+        table = table.assign(parameters=float("nan"), params_ratio=float("nan"))
+    order = {a: i for i, a in enumerate(ctx.activations)}
+    table["_order"] = table["activation"].map(order)
+    table = table.sort_values(["setting", "mean", "_order"], ascending=[True, False, True], na_position="last")
+    return table.drop(columns="_order").reset_index(drop=True)
+
+
+def roles(ctx: Context, mark: str = "thick black line") -> str:
+    """How the figures draw the activations, for a caption."""
+    if not ctx.highlight or len(ctx.activations) <= figures.MAX_COLOURED + 1:
+        return f"{BASELINE} is the {mark}."
+    return f"{BASELINE} is the {mark}; coloured {ctx.highlight_why} ({', '.join(ctx.highlight)}), the others grey."
+
+
+def section_accuracy(ctx: Context) -> str:
+    """Final test accuracy per activation with interval and parameter count, sorted; "best" only where it is."""
+    table = summary_frame(ctx)
+    note = (
+        "`n` counts ok runs; diverged and failed runs are counted, not averaged. **best** is marked only where the "
+        "top interval does not overlap the runner-up's; otherwise the top activations are `tied`. `parameters` is the "
+        f"network's size with that activation; `x {BASELINE}` marks a network whose size differs from {BASELINE}'s "
+        "(maxout widens the layer before it; maxout_matched is narrowed back to ReLU's count)."
+    )
+    return "## Final test accuracy\n\n" + tables.accuracy_table(table) + f"\n\n{note}\n"
+
+
+def pairs(ctx: Context) -> pd.DataFrame:
+    """Each activation against ReLU per setting (paired, Holm within the setting), with parameter ratio and label."""
+    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=BASELINE, test=ctx.paired_test)
+    tests = tests.assign(setting=ctx.label(tests))
+    ratios = summary_frame(ctx).set_index(["setting", "activation"])["params_ratio"]
+    keys = zip(tests["setting"], tests["activation"], strict=True)
+    tests["params_ratio"] = [ratios.get(key, float("nan")) for key in keys]
+    tests["label"] = tests["activation"] + tests["params_ratio"].map(findings.capacity_note)
+    return tests
+
+
+def section_cost(ctx: Context) -> str:
+    """Cost beside accuracy: time alone (interleaved rounds), throughput and memory from the runs, and a scatter."""
+    summary = summary_frame(ctx)
+    ok = ctx.runs[ctx.runs["status"].eq(Status.OK)]
+    if ok.empty:
+        return ""
+    table = summary[[*ctx.by, "setting", "mean"]].rename(columns={"mean": "acc"})
+    measured = ("samples_per_second", "saved_bytes_per_sample", "peak_memory_bytes")
+    values = ok[ctx.by].assign(**{c: pd.to_numeric(ok.get(c, float("nan")), errors="coerce") for c in measured})
+    table = table.merge(values.groupby(ctx.by, dropna=False)[list(measured)].median().reset_index(), on=ctx.by)
+    table = table.rename(columns={"samples_per_second": "speed"})
+    parts = ["## Cost and memory", ""]
+    caption = (
+        "Accuracy against training speed per setting, one point per activation (means over seeds, from the runs "
+        "themselves, which trained side by side as the header says): up and to the right is better. "
+        f"{roles(ctx, 'black point')}"
+    )
+    parts.append(ctx.figure(figures.cost_scatter(table, ctx.palette()), "accuracy_vs_speed", caption))
+    rounds = 5
+    cost = activations.relative_cost(ctx.activations, rounds=rounds) if ctx.timing else {}
+    alone = (
+        "its forward+backward time alone relative to ReLU's, measured when this report was written in "
+        f"{rounds} interleaved rounds (each round times ReLU and then every activation once; the ratio is taken "
+        "within the round and the median over rounds is shown with its range, so ReLU is 1.00 by construction); then, "
+        if ctx.timing
+        else "(its time alone was not measured: `--no-timing`) "
+    )
+    gpu = " Peak CUDA memory is shown where the runs were on a GPU." if table["peak_memory_bytes"].notna().any() else ""
+    parts += [
+        f"Per activation: {alone}per setting, the training throughput of its runs relative to ReLU's runs (median "
+        "over seeds), and the bytes autograd saves for the backward pass per training sample (exact, counted with "
+        f"`torch.autograd.graph.saved_tensors_hooks`, machine-independent), with their ratio to ReLU's.{gpu}",
+        "",
+        tables.cost_table(table, cost, ctx.activations, BASELINE),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def section_ranks(ctx: Context) -> str:
+    """Mean rank of each activation over the suite's settings."""
+    table = stats.ranks(ctx.runs, "test_acc", group=ctx.setting_cols)
+    if table.empty:
+        return ""
+    settings = ctx.runs[ctx.setting_cols].drop_duplicates()
+    names = dict(zip(settings.astype(str).agg("/".join, axis=1), ctx.label(settings), strict=True))  # as ranks names
+    table = table.rename(columns=names)
+    note = (
+        "Rank of each activation's mean final test accuracy within each setting (1 = best, ties averaged); "
+        "`overall` is the mean over the settings it ran in. An activation without an ok run ranks last there."
+    )
+    return "## Ranks\n\n" + note + "\n\n" + tables.markdown_table(table, {"overall": ".2f"}) + "\n"
+
+
+def section_paired(ctx: Context) -> str:
+    """Each activation against ReLU, paired on seed, with Holm-adjusted p-values."""
+    if BASELINE not in set(ctx.runs["activation"]):
+        return f"## Paired tests against {BASELINE}\n\nThe suite has no `{BASELINE}` runs, so no paired tests.\n"
+    test = ctx.paired_test
+    table = pairs(ctx)
+    untested = int(table["n_pairs"].eq(0).sum())
+    table = table[table["n_pairs"] > 0].sort_values(["setting", "mean_diff"], ascending=[True, False])
+    why = (
+        f"paired t-test, because with {ctx.n_seeds} seeds (pairs) the Wilcoxon signed-rank test cannot reach "
+        f"p < 0.05 (it needs at least {MIN_WILCOXON_PAIRS} pairs)"
+        if test == "ttest"
+        else f"Wilcoxon signed-rank test ({ctx.n_seeds} seeds)"
+    )
+    lines = [
+        f"## Paired tests against {BASELINE}",
+        "",
+        f"Final test accuracy of each activation minus {BASELINE}'s, paired on seed (same initial weights, data order "
+        f"and dropout masks), two-sided {why}; `ci` is the 95 % interval of the mean difference; `p_holm` is "
+        "Holm-adjusted within each setting (the family is the activations compared with ReLU there). `better`/`worse` "
+        "only where p_holm < 0.05.",
+    ]
+    if untested:
+        lines += [
+            "",
+            f"{untested} comparison(s) have no complete pair (no ok {BASELINE} run of that setting) and are left out.",
+        ]
+    if table.empty:
+        return "\n".join([*lines, "", "No complete pairs.", ""])
+    return "\n".join([*lines, "", tables.paired_table(table), ""])
