@@ -43,7 +43,8 @@ def test_training_learns_and_records_everything(relu_run):
     assert rec["status"] == "ok" and rec["epochs_run"] == 2 and rec["test_acc"] > 0.9
     assert rec["best_val_acc"] == max(_metrics(relu_run, "val", "acc")[1:])
     assert rec["samples_per_second"] > 0 and rec["parameters"] == 784 * 64 + 64 + 64 * 10 + 10
-    for field in ("git_sha", "torch_version", "device_name", "threads", "host", "schema_version", "key"):
+    environment = ("git_sha", "torch_version", "device_name", "cpu_capability", "threads", "host", "schema_version")
+    for field in (*environment, "key"):
         assert rec[field] not in (None, "")
     probe_metrics = {(r["epoch"], r["layer"], r["metric"]) for r in relu_run.layers}
     for epoch in (0, 1, 2):

@@ -60,7 +60,7 @@ def environment(device: str) -> dict:
     if device.startswith("cuda"):
         device_name = torch.cuda.get_device_name(torch.device(device))
     else:
-        device_name = platform.processor() or platform.machine()
+        device_name = cpu_name()
     return {
         "actbench_version": package,
         "git_sha": git_sha(),
@@ -72,9 +72,23 @@ def environment(device: str) -> dict:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector kernels torch chose: AVX2, AVX512...
         "schema_version": RECORD_SCHEMA,
         **(cuda_settings() if device.startswith("cuda") else {}),
     }
+
+
+@functools.cache
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows: float rounding differs
+    between processor models, so a record names its own."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cuda_settings() -> dict:

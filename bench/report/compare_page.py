@@ -58,6 +58,9 @@ def against(ctx: Context, name: str) -> pd.DataFrame:
     )
 
 
+ENVIRONMENT = ("device", "device_name", "cpu_capability", "threads", "torch_version")  # what changes float rounding
+
+
 def _environment(runs: pd.DataFrame) -> str:
     """Where runs were made, as the drift statement names it: device, code, host, torch, threads."""
     return (
@@ -100,6 +103,13 @@ def _control_section(
         "published runs (the published environment), so differences of the size of the drift are not evidence. "
         "Each run: `control.csv`."
     )
+    differing = [c for c in ENVIRONMENT if tables.values(published, c) != tables.values(control, c)]
+    if differing:
+        text += (
+            f" The two environments differ in {', '.join(differing)}: float rounding differs between processor models, "
+            "devices, thread counts and torch versions, so runs of one spec are not expected to be equal bit for bit "
+            "across them; the same environment as the published runs would reproduce them."
+        )
     columns = {"median_abs_diff": "median |Δ| (pt)", "max_abs_diff": "max |Δ| (pt)"}
     shown = tables.markdown_table(per.reset_index().rename(columns=columns), dict.fromkeys(columns.values(), ".2f"))
     return f"## Control\n\n{text}\n\n{shown}\n", False

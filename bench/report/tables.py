@@ -112,11 +112,13 @@ def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
     elapsed = ((starts + pd.to_timedelta(wall, unit="s")).max() - starts.min()).total_seconds()
     span = f"{duration(elapsed)} from the first run's start to the last run's end; " if elapsed == elapsed else ""
     dates = f"{started.iloc[0]} to {started.iloc[-1]} (run start times)" if len(started) else "not recorded"
+    recorded = "cpu_capability" in runs.columns and runs["cpu_capability"].notna().any()
+    capability = f", CPU kernels {values(runs, 'cpu_capability')}" if recorded else ""
     rows = [
         ("Command", f"`{command}`"),
         ("Git SHA", values(runs, "git_sha") + sha_note + (" (uncommitted changes)" if dirty else "")),
         ("Packages", packages),
-        ("Device", f"{values(runs, 'device')} {values(runs, 'device_name')}"),
+        ("Device", f"{values(runs, 'device')} {values(runs, 'device_name')}" + capability),
         ("Threads per run", values(runs, "threads")),
         ("Executor, workers", f"{values(runs, 'executor')}, {values(runs, 'workers')}"),
         ("Host", values(runs, "host")),

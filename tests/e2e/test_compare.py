@@ -117,6 +117,7 @@ def test_a_perturbed_baseline_is_reported_as_drift_and_relu_pairs_use_the_contro
         run = json.loads(text)
         if run["record"]["activation"] == "relu" and run["record"]["seed"] == 0:
             run["record"]["test_acc"] -= 0.02  # another environment's rounding, exaggerated
+            run["record"]["device_name"] = "Another CPU model"
             lines[i] = json.dumps(run)
             changed.append(run["record"]["key"])
     assert len(changed) == 1
@@ -128,6 +129,7 @@ def test_a_perturbed_baseline_is_reported_as_drift_and_relu_pairs_use_the_contro
     assert proc.returncode == 0, proc.stderr
     text = (out / "README.md").read_text()
     assert "**The control drifted.** 1 of 2 relu runs trained here differ from the published ones" in text
+    assert "The two environments differ in device_name: float rounding differs between processor models" in text
     assert "max 2.00" in text and "Comparisons with relu below use the control" in text
     with Store(store, readonly=True) as db:  # the relu pair is against the control's runs, trained here
         runs = db.runs().set_index(["activation", "seed"])["test_acc"]
