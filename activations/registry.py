@@ -376,3 +376,27 @@ def check(spec: str) -> None:
     if not torch.isfinite(y).all():
         bad = int((~torch.isfinite(y)).sum())
         raise InputError(f"activation {spec!r} returns NaN or infinity for {bad} of {y.numel()} standard-normal inputs")
+    _check_backward(spec, module, x)
+
+
+def _check_backward(spec: str, module: nn.Module, x: torch.Tensor) -> None:
+    """What training needs beyond a finite forward pass: the input's dtype kept, an output autograd can follow back to
+    the input (not detached), and a backward pass that runs and gives finite gradients. The input is a leaf that
+    requires grad, as in the per-layer probes, so an activation that works in place on its input fails here."""
+    z = x.clone().requires_grad_()
+    try:
+        y = module(z)
+        if y.dtype != z.dtype:
+            raise InputError(f"activation {spec!r} returns {y.dtype} for a {z.dtype} batch: it must keep the dtype")
+        if not y.requires_grad:
+            raise InputError(
+                f"activation {spec!r} returns an output that does not require grad (detached from its input?): "
+                "no gradient would reach the layers before it"
+            )
+        y.sum().backward()
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"activation {spec!r} fails in a backward pass: {type(exc).__name__}: {exc}") from None
+    if z.grad is None or not torch.isfinite(z.grad).all():
+        raise InputError(f"activation {spec!r} gives no finite gradient for its standard-normal input")

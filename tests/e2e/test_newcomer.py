@@ -38,9 +38,24 @@ class Nan(nn.Module):
 
 class FailsWhileTraining(nn.Module):
     def forward(self, x):
-        if torch.is_grad_enabled():
+        if x.shape[0] > 100:  # a training batch (128); the pre-flight check's batch has 16 rows
             raise RuntimeError("breaks in training")
         return x.relu()
+
+
+class Float64(nn.Module):
+    def forward(self, x):
+        return x.double().relu()
+
+
+class InPlace(nn.Module):
+    def forward(self, x):
+        return x.relu_()
+
+
+class Detached(nn.Module):
+    def forward(self, x):
+        return x.relu().detach()
 """
 
 
@@ -96,6 +111,9 @@ def test_a_dry_run_needs_neither_store_nor_data(tmp_path):
         (["--activation", "my_acts:NeedsArgs"], "my_acts:NeedsArgs"),
         (["--activation", "my_acts:Doubles"], "expected 16x840"),
         (["--activation", "my_acts:Nan"], "returns NaN or infinity"),
+        (["--activation", "my_acts:Float64"], "returns torch.float64 for a torch.float32 batch"),
+        (["--activation", "my_acts:InPlace"], "fails in a backward pass: RuntimeError: a leaf Variable"),
+        (["--activation", "my_acts:Detached"], "does not require grad"),
         (["--executor", "slurm"], "unknown executor 'slurm'"),
     ],
 )
@@ -119,7 +137,7 @@ def test_a_failed_run_exits_1_and_the_summary_names_it(tmp_path, acts):
     out = python("-m", "bench.run", *args, "--store", str(store), env=acts)
     assert out.returncode == 1, out.stderr
     assert "1 ok, 0 diverged, 1 failed" in out.stderr
-    assert "failed: my_acts:FailsWhileTraining mlp/mnist seed=0" in out.stderr
+    assert "failed: my_acts:FailsWhileTraining mlp/mnist seed=0 (RuntimeError: breaks in training)" in out.stderr
 
 
 def test_every_json_output_is_valid_json():
