@@ -158,16 +158,22 @@ def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.Suit
     return header, found
 
 
-def _plan(todo: list, published: frames.SuiteRuns, workers: int) -> str:
-    """The runs to train and the expected time: per setting, a control run takes the published ReLU runs' mean wall
-    time, a new activation's run the mean over every published activation's runs (its own cost is not known yet)."""
+def _expected(todo: list, published: frames.SuiteRuns) -> dict[str, float]:
+    """Each run's expected seconds: per setting, a control run takes the published ReLU runs' mean wall time, a new
+    activation's run the mean over every published activation's runs (its own cost is not known yet)."""
     runs = published.runs
     field = runs.groupby(["dataset", "model"])["wall_seconds"].mean()
     relu = runs[runs["activation"].eq(CONTROL)].groupby(["dataset", "model"])["wall_seconds"].mean()
-    total = sum((relu if s.activation == CONTROL else field).get((s.dataset, s.model), field.mean()) for s in todo)
+    return {
+        s.key: float((relu if s.activation == CONTROL else field).get((s.dataset, s.model), field.mean())) for s in todo
+    }
+
+
+def _plan(expected: dict[str, float], workers: int) -> str:
+    """The plan line: the runs to train and the expected time."""
     return (
-        f"{len(todo)} runs to train on {workers} worker(s): about {total / workers / 60:.1f} min, from the published "
-        "runs' times (ReLU's for the control, the average activation's for yours)"
+        f"{len(expected)} runs to train on {workers} worker(s): about {sum(expected.values()) / workers / 60:.1f} min, "
+        "from the published runs' times (ReLU's for the control, the average activation's for yours)"
     )
 
 
@@ -206,9 +212,16 @@ def _body(args: argparse.Namespace) -> int:
             specs = new_specs + control_specs
             todo = [s for s in specs if not store.has(s.key) or s in imported]
             workers = args.workers or default_workers(todo or specs, 1)
+            expected = _expected(todo, published)
             if not args.quiet:
-                print(_plan(todo, published, workers), file=sys.stderr)
-            options = dict(data_dir=args.data_dir, download=args.download, progress=not args.quiet, workers=workers)
+                print(_plan(expected, workers), file=sys.stderr)
+            options = dict(
+                data_dir=args.data_dir,
+                download=args.download,
+                progress=not args.quiet,
+                workers=workers,
+                expected=expected,
+            )
             try:
                 summary = execute(specs, store, **options)
                 if imported:

@@ -42,14 +42,17 @@ def test_threads_per_run_reach_the_workers(device, data_dir, tmp_path):
     assert summary.records[0]["threads"] == 2
 
 
-def test_a_worker_that_dies_once_is_retried_and_its_run_finishes(device, data_dir, tmp_path):
+def test_a_worker_that_dies_once_is_retried_and_its_run_finishes_and_it_is_said(device, data_dir, tmp_path, capsys):
     marker = tmp_path / "died"
     doomed = RunSpec(activation=f"crashing:DieInWorker(spare={os.getpid()}, marker='{marker}')", **SMALL, device=device)
     fine = RunSpec(activation="relu", **SMALL, device=device)
     with Store(tmp_path / "s.sqlite") as store:
-        summary = execute([doomed, fine], store, data_dir=data_dir, progress=False, workers=2)
+        summary = execute([doomed, fine], store, data_dir=data_dir, progress=True, workers=2)
     assert marker.exists()  # the first attempt died
     assert {r["key"]: r["status"] for r in summary.records} == {doomed.key: Status.OK, fine.key: Status.OK}
+    said = [line for line in capsys.readouterr().err.splitlines() if "worker process died" in line]
+    assert len(said) == 1 and "(exit code 1) while training" in said[0] and doomed.label() in said[0]
+    assert said[0].endswith(": trained again, alone")
 
 
 def test_a_run_that_always_kills_its_worker_is_failed_and_the_rest_run(device, data_dir, tmp_path):

@@ -15,22 +15,20 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-
-from tqdm import tqdm
 
 from activations.errors import InputError, choose
 from bench.config import RunSpec, Status
 from bench.harness import loop
 from bench.runs import cluster
+from bench.runs.progress import Progress, label
 from bench.runs.store import Store
 
 EXECUTORS = ("local", "ray")
@@ -52,20 +50,22 @@ class Summary:
         return sum(r["status"] == status for r in self.records)
 
     def line(self) -> str:
-        failed = [label(r) for r in self.records if r["status"] == Status.FAILED]
+        failed = [f"{label(r)} ({_first_line(r.get('error'))})" for r in self.records if r["status"] == Status.FAILED]
         return (
             f"{self.total} runs: {len(self.records)} trained ({self.count(Status.OK)} ok, "
             f"{self.count(Status.DIVERGED)} diverged, {self.count(Status.FAILED)} failed), "
             f"{self.skipped} already in the store"
             + (" (--force trains them again)" if self.skipped else "")
             + (f", {self.elsewhere} being trained by another process" if self.elsewhere else "")
-            + (f"; failed: {', '.join(failed)} (their errors: python -m bench.export)" if failed else "")
+            + (f"; failed: {'; '.join(failed)} (whole errors: python -m bench.export)" if failed else "")
         )
 
 
-def label(record: dict) -> str:
-    """A record's run as ``RunSpec.label`` writes it."""
-    return f"{record['activation']} {record['model']}/{record['dataset']} seed={record['seed']}"
+def _first_line(error: str | None, limit: int = 160) -> str:
+    """A failed run's error as the summary names it: its first line, cut at ``limit`` characters."""
+    text = (error or "").strip()
+    line = text.splitlines()[0] if text else "no error recorded"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def usable_cpus() -> int:
@@ -193,67 +193,22 @@ def _work(spec: RunSpec, data_dir: str | None, download: bool) -> loop.RunResult
     return loop.attempt(spec, data_dir, download=download, on_epoch=on_epoch)
 
 
-class Progress:
-    """On a terminal: the suite bar and one bar per active run. Otherwise plain lines, no cursor movement: one when
-    a run starts and one when it ends, with the count done and the expected time left."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.enabled, self.tty = enabled, enabled and sys.stderr.isatty()
-        self.total, self.done, self.tic = total, 0, time.perf_counter()
-        self.suite = tqdm(total=total, desc="suite", unit="run", file=sys.stderr, disable=not self.tty)
-        self.bars: dict[str, tqdm] = {}
-
-    def say(self, line: str) -> None:
-        if self.tty:
-            tqdm.write(line, file=sys.stderr)
-        elif self.enabled:
-            print(line, file=sys.stderr, flush=True)
-
-    def started(self, spec: RunSpec) -> None:
-        if self.tty:
-            used = {b.pos for b in self.bars.values()}
-            pos = next(p for p in range(1, len(used) + 2) if p not in used and -p not in used)
-            self.bars[spec.key] = tqdm(
-                total=spec.epochs, desc=spec.label(), unit="epoch", leave=False, position=pos, file=sys.stderr
-            )
-        else:
-            self.say(f"[{self.done}/{self.total}] start {spec.label()}")
-
-    def epoch(self, key: str, epoch: int, metrics: dict) -> None:
-        bar = self.bars.get(key)
-        if bar is not None:
-            bar.set_postfix(val_acc=f"{metrics['val_acc']:.4f}", loss=f"{metrics['train_loss']:.4f}", refresh=False)
-            bar.update(epoch - bar.n)
-
-    def finished(self, record: dict | None = None) -> None:
-        """A run left the queue: trained (its record) or taken by another process (None)."""
-        self.done += 1
-        self.suite.update()
-        if record is None:
-            return
-        bar = self.bars.pop(record["key"], None)
-        if bar is not None:
-            bar.close()
-        left = (time.perf_counter() - self.tic) / self.done * (self.total - self.done)
-        acc, seconds = record.get("test_acc", math.nan), record.get("wall_seconds", math.nan)
-        self.say(
-            f"[{self.done}/{self.total}] {record['status']:>8}  {label(record)}  test_acc={acc:.4f}  {seconds:.1f}s"
-            + (f"  ({record['error']})" if record.get("error") else "")
-            + (f"  ~{left / 60:.0f} min left" if self.done < self.total else "")
-        )
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-        self.suite.close()
-
-
 def _drain(events, progress: Progress) -> None:
     while True:
         try:
             progress.epoch(*events.get_nowait())
         except Exception:  # queue.Empty, from the multiprocessing queue
             return
+
+
+def _death(processes: Iterable[multiprocessing.process.BaseProcess]) -> str:
+    """How a broken pool's worker ended: ``killed by SIGKILL``, ``exit code 1``; the pool ends the others with
+    SIGTERM once one has died, so a SIGTERM is the cause only if it is the only end seen."""
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+    code = next((c for c in codes if c != -signal.SIGTERM), codes[0] if codes else None)
+    if code is None:
+        return "how is unknown"
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
 
 def _died(future: cf.Future) -> bool:
@@ -277,6 +232,7 @@ def _pool(
     slots = Slots(usable_cpus())
     todo, suspects = deque(specs), deque[RunSpec]()
     flight: dict[cf.Future, RunSpec] = {}
+    processes: dict[int, multiprocessing.process.BaseProcess] = {}  # the pool's workers, to read how one ended
     alone = False
 
     def new_pool() -> cf.ProcessPoolExecutor:
@@ -284,6 +240,7 @@ def _pool(
 
     def submit(spec: RunSpec) -> None:
         flight[pool.submit(_work, spec, data_dir, download)] = spec
+        processes.update(getattr(pool, "_processes", None) or {})
         progress.started(spec)
 
     pool = new_pool()
@@ -300,7 +257,7 @@ def _pool(
                     alone = True
                 elif not claim(todo.popleft()):
                     slots.give(spec.key)
-                    progress.finished()
+                    progress.finished(spec.key)
                     continue
                 submit(spec)
             if not flight:  # every CPU slot is taken by other suites on this machine
@@ -310,20 +267,26 @@ def _pool(
             _drain(events, progress)
             broken = any(_died(f) for f in done)
             if broken:  # a worker died: the pool is unusable, and every run in flight is settled by its shutdown
+                how = _death(processes.values())
                 pool.shutdown(wait=True, cancel_futures=True)
                 done = set(flight)
+            retried = []
             for future in done:
                 spec = flight.pop(future)
                 slots.give(spec.key)
                 if not _died(future):
                     yield future.result()  # a finished run; bad input inside a worker raises here and stops the suite
                 elif alone:
-                    yield loop.failed(spec, RuntimeError("its worker process died twice (killed, or a crash)"))
+                    yield loop.failed(spec, RuntimeError(f"its worker process died twice (the second time: {how})"))
                 else:
                     suspects.append(spec)
+                    retried.append(spec.label())
+            if retried:
+                progress.say(f"a worker process died ({how}) while training {', '.join(retried)}: trained again, alone")
             alone = alone and bool(flight)  # a suspect that finished frees the pool for the others
             if broken:
                 pool, alone = new_pool(), False
+                processes.clear()
     finally:
         for process in list(getattr(pool, "_processes", {}).values()):  # Ctrl-C, or an error that stops the suite
             process.terminate()
@@ -354,10 +317,13 @@ def execute(
     threads: int = 1,
     ray_address: str | None = None,
     gpus_per_run: float = 0.25,
+    expected: Mapping[str, float] | None = None,
 ) -> Summary:
     """Train every spec without a result in the store (all of them with ``force``), saving each as it finishes.
 
     A run that ``failed`` before is trained again; an ``ok`` or ``diverged`` one is a result and is skipped.
+    ``expected`` (seconds per spec key, from a plan) makes the progress lines' time left the plan's, not an average
+    of the runs finished so far.
 
     Each run is claimed in the store just before it starts, so processes sharing a store split the work
     between them; a claim is released if the run does not finish (Ctrl-C, an error that stops the suite).
@@ -368,7 +334,8 @@ def execute(
     summary = Summary(total=len(specs), skipped=len(specs) - len(todo))
     data = str(data_dir) if data_dir is not None else None
     unsaved: set[str] = set()
-    shown = Progress(len(todo), progress)
+    n = workers or default_workers(todo, threads)
+    shown = Progress(todo, progress, expected, n)
 
     def claim(spec: RunSpec) -> bool:
         if store.claim(spec.key, force=force):
@@ -380,7 +347,6 @@ def execute(
             summary.elsewhere += 1
         return False
 
-    n = workers or default_workers(todo, threads)
     if executor == "ray":
         finished = cluster.run(todo, claim, data, download, ray_address, threads, gpus_per_run)
     else:
@@ -391,7 +357,7 @@ def execute(
             store.save(result.record, result.epochs, result.layers)
             unsaved.discard(result.record["key"])
             summary.records.append(result.record)
-            shown.finished(result.record)
+            shown.finished(result.record["key"], result.record)
             if on_record is not None:
                 on_record(result.record)
     finally:
