@@ -14,7 +14,7 @@ import pytest
 
 import activations
 from bench.config import Status, load_suite, suite_description
-from bench.report import command, comparisons, figures, grids, page, tables
+from bench.report import command, comparisons, figures, findings, grids, page, tables
 from bench.run import main as run_main
 from bench.runs.store import Store
 
@@ -428,7 +428,7 @@ def test_findings_and_forest_on_known_answers(tmp_path):
     assert "Worse than ReLU: tanh -3.00 pt [" in found
     assert "No evidence of a difference for elu +0.00 pt [-0.1" in found  # one tie: named with its interval
     assert not re.search(r"\belu\b", found.split("No evidence")[0])  # a tie is never named as better or worse
-    assert "Over the 1 settings, 3 of 4 comparisons differ from ReLU: 2 better, 1 worse." in found
+    assert "In the one setting, 3 of 4 comparisons differ from ReLU: 2 better, 1 worse." in found
     assert figures_of(readme) == {"forest_mnist_mlp"}
     check_png(readme.parent / "figures" / "forest_mnist_mlp.png")
 
@@ -560,3 +560,7 @@ def test_alpha_dropout_has_its_own_regularizer_label():
     assert tables.regularizer_label(0.0, 0.1, False, dropout_kind="alpha") == "alpha dropout"
     assert tables.regularizer_label(1e-4, 0.1, True, True, "alpha") == "L2 0.0001+alpha dropout 0.1+augment"
     assert tables.regularizer_label(1e-4, 0.1, True) == "all"
+
+
+def test_counts_are_said_in_the_right_number():
+    assert findings.counted(1, "setting") == "1 setting" and findings.counted(4, "setting") == "4 settings"

@@ -14,6 +14,11 @@ MAX_NAMED = 8  # beyond this many activations in one sentence, the rest are coun
 CAPACITY_TOLERANCE = 0.01  # a parameter count within 1 % of ReLU's is the same capacity
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 setting``, ``4 settings``: a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def points(value: float) -> str:
     """A difference in accuracy as signed percentage points."""
     return f"{100 * value:+.2f} pt"
@@ -47,7 +52,7 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
     pairs = int(tested["n_pairs"].median()) if n else 0
     test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
     lines = [
-        f"- **{setting}** ({reference}; {n} activation{'s' if n != 1 else ''} compared with ReLU over {pairs} seeds, "
+        f"- **{setting}** ({reference}; {counted(n, 'activation')} compared with ReLU over {counted(pairs, 'seed')}, "
         f"two-sided {test}, Holm over these {n}): {len(better)} better, {len(worse)} worse, {len(tied)} without "
         "evidence of a difference."
     ]
@@ -66,7 +71,8 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
         )
         if not suggestive.empty:
             text += (
-                f"; of these, {len(suggestive)} have a 95 % interval that excludes zero before the Holm correction "
+                f"; of these, {len(suggestive)} {'has' if len(suggestive) == 1 else 'have'} a 95 % interval that "
+                "excludes zero before the Holm correction "
                 f"but not after it ({', '.join(suggestive['activation'])}), which is not evidence with "
                 f"{n} comparisons"
             )
@@ -105,12 +111,13 @@ def markdown(tests: pd.DataFrame, references: dict[str, str]) -> str:
     tested = tests[tests["n_pairs"] >= 2]
     better, worse = int(tested["better"].eq("better").sum()), int(tested["better"].eq("worse").sum())
     settings = list(dict.fromkeys(tests["setting"]))
+    scope = "In the one setting" if len(settings) == 1 else f"Over the {len(settings)} settings"
     head = (
         f"Each activation's final test accuracy against ReLU's in the same setting, paired by seed (same initial "
         f"weights, data order and dropout masks), with a 95 % interval of the mean difference in percentage points "
         f"(pt). A difference is claimed only where the Holm-adjusted p-value (the family: the activations of one "
-        f"setting) is below 0.05. Over the {len(settings)} settings, {better + worse} of {len(tested)} comparisons "
-        f"differ from ReLU: {better} better, {worse} worse."
+        f"setting) is below 0.05. {scope}, {better + worse} of {counted(len(tested), 'comparison')} "
+        f"{'differs' if better + worse == 1 else 'differ'} from ReLU: {better} better, {worse} worse."
     )
     bullets = [setting_findings(s, tests[tests["setting"].eq(s)], references.get(s, "")) for s in settings]
     capacity = capacity_findings(tests)
