@@ -1,0 +1,76 @@
+"""The learning-rate choice: for each activation in each setting, the rate of a log grid with the best mean final
+validation accuracy over the tuning seeds, by the same rule for ReLU as for every other activation.
+
+It reads validation metrics only: the test split never enters a choice. A run that diverged or failed counts as the
+worst possible score, so a rate that breaks on any tuning seed loses to one that trains on all of them. Equal scores
+go to the smaller rate (the more cautious one). A best rate at the grid's edge is marked: the optimum may lie beyond
+it, and :func:`extended` gives the grid one log step past that edge. A pure function of runs (DataFrames in, a
+DataFrame out), so a report can show the choice and the sensitivity curve behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench.config import Status
+
+METRIC = "val_acc"  # the final epoch's validation accuracy
+CHOICE_COLUMNS = ("lr", "score", "n_seeds", "n_broken", "edge", "grid")
+
+
+def scores(runs: pd.DataFrame, setting: Sequence[str], metric: str = METRIC) -> pd.DataFrame:
+    """Per setting, activation and rate: the mean of ``metric`` over its tuning seeds (``score``; -inf if any run
+    diverged or failed, so that such a rate is never chosen over one that trains), the seed count and broken runs."""
+    keys = [*setting, "activation", "lr"]
+    ok = runs["status"].eq(Status.OK)
+    value = pd.to_numeric(runs[metric], errors="coerce").where(ok)
+    frame = runs[keys].assign(_value=value, _broken=~ok | ~np.isfinite(value.fillna(-np.inf)))
+    grouped = frame.groupby(keys, dropna=False)
+    out = grouped.agg(n_seeds=("_value", "size"), n_broken=("_broken", "sum"), score=("_value", "mean"))
+    out["score"] = out["score"].where(out["n_broken"].eq(0), -math.inf)
+    return out.reset_index()
+
+
+def choose(runs: pd.DataFrame, setting: Sequence[str], metric: str = METRIC) -> pd.DataFrame:
+    """One row per setting and activation: the chosen ``lr``, its ``score`` and seed count, ``n_broken`` (diverged or
+    failed runs over the whole grid), ``edge`` ("low", "high" or "") where the choice is the grid's smallest or
+    largest rate, and the ``grid`` it was chosen from."""
+    table = scores(runs, setting, metric).sort_values("lr")
+    rows = []
+    for group, rates in table.groupby([*setting, "activation"], dropna=False, sort=False):
+        best = rates.loc[rates["score"].idxmax()]  # the first maximum in ascending lr: ties go to the smaller rate
+        grid = tuple(sorted(rates["lr"]))
+        edge = "" if len(grid) < 2 else "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else ""
+        names = group if isinstance(group, tuple) else (group,)
+        rows.append(
+            {
+                **dict(zip([*setting, "activation"], names, strict=True)),
+                "lr": best["lr"],
+                "score": best["score"],
+                "n_seeds": int(best["n_seeds"]),
+                "n_broken": int(rates["n_broken"].sum()),
+                "edge": edge,
+                "grid": grid,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*setting, "activation", *CHOICE_COLUMNS])
+
+
+def extended(grid: Sequence[float], edge: str) -> tuple[float, ...]:
+    """``grid`` with one more rate past ``edge`` ("low" or "high"), unchanged for "". The new rate repeats the ratio
+    the grid took two rates before its edge (one rate before, for a grid of two), so a 1-3-10 grid goes on in 1-3-10
+    steps: (3e-4, 1e-3, 3e-3, 1e-2) extends to 3e-2 above and 1e-4 below."""
+    rates = sorted(grid)
+    if edge not in ("low", "high", "") or len(rates) < 2:
+        raise ValueError(f"extend a log grid of at least 2 rates at 'low' or 'high', not {edge!r} of {rates}")
+    if not edge:
+        return tuple(rates)
+    if edge == "high":
+        ratio = rates[-2] / rates[-3] if len(rates) > 2 else rates[-1] / rates[-2]
+        return (*rates, rates[-1] * ratio)
+    ratio = rates[2] / rates[1] if len(rates) > 2 else rates[1] / rates[0]
+    return (rates[0] / ratio, *rates)
