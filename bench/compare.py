@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import activations
 from activations import errors
-from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Status, load_suite, suite_path
+from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Status, load_plan, load_suite, suite_path
 from bench.run import split_list
 from bench.runs import bundle
 from bench.runs.store import Store
@@ -184,6 +184,11 @@ def _body(args: argparse.Namespace) -> int:
     from bench.runs.executors import default_workers, execute
 
     names = list(dict.fromkeys(activations.canonical(s) for chunk in args.spec for s in split_list(chunk)))
+    if load_plan(args.suite).tuned:
+        raise ConfigError(
+            f"suite {args.suite!r} tunes each activation's learning rate ([tune]); bench.compare does not tune a new "
+            "activation yet: compare against a suite without a [tune] table"
+        )
     suite_specs = load_suite(args.suite)
     field = set(s.activation for s in suite_specs)
     for name in names:  # bad input: before any store is opened or anything trains

@@ -255,31 +255,125 @@ def suite_path(name_or_path: str) -> Path:
     raise AssertionError("unreachable")
 
 
-def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
-    """All RunSpecs of a suite, validated before anything runs. ``overrides`` (e.g. device) apply to every grid.
-
-    A suite's top-level keys are RunSpec fields shared by every grid; each ``[[grid]]`` table adds or
-    replaces fields; list values are expanded as a cartesian product.
-    """
-    path = suite_path(name_or_path)
+def _document(path: Path) -> dict[str, Any]:
+    """A suite file's TOML, its ``[[grid]]`` checked to be an array of tables."""
     try:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"suite {str(path)!r} is not valid TOML: {exc}") from None
-    doc.pop("description", None)
-    grids = doc.pop("grid", [{}])
+    grids = doc.get("grid", [{}])
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
         raise ConfigError(f"suite {str(path)!r}: [[grid]] must be an array of tables")
+    return doc
+
+
+def load_suite(
+    name_or_path: str, overrides: dict[str, Any] | None = None, only_grid: int | None = None
+) -> list[RunSpec]:
+    """All RunSpecs of a suite, validated before anything runs. ``overrides`` (e.g. device) apply to every grid.
+
+    A suite's top-level keys are RunSpec fields shared by every grid; each ``[[grid]]`` table adds or
+    replaces fields; list values are expanded as a cartesian product. A tuned suite's runs are its evaluation runs at
+    the suite's own rate (:func:`load_plan` has their grids of rates). ``only_grid``: the runs of that grid table only.
+    """
+    path = suite_path(name_or_path)
+    doc = _document(path)
+    doc.pop("description", None)
+    doc.pop("tune", None)  # the tuning phase: load_plan
+    grids = [{k: v for k, v in g.items() if k != GRID_TUNE_KEY} for g in doc.pop("grid", [{}])]
     overrides = overrides or {}
     replaced = {"seed", "seeds"} if {"seed", "seeds"} & set(overrides) else set()  # --seed replaces seeds, and back
     specs: list[RunSpec] = []
     for i, grid in enumerate(grids, start=1):
+        if only_grid is not None and i != only_grid + 1:
+            continue
         try:
             specs += expand({**{k: v for k, v in {**doc, **grid}.items() if k not in replaced}, **overrides})
         except ConfigError as exc:
             where = f" grid {i}" if len(grids) > 1 else ""
             raise ConfigError(f"suite {str(path)!r}{where}: {exc}") from None
     return list(dict.fromkeys(specs))
+
+
+TUNE_KEYS = ("lr", "seeds")  # a [tune] table: the default grid of rates, the tuning seeds
+GRID_TUNE_KEY = "tune_lr"  # a [[grid]] table's own grid of rates
+
+
+@dataclass
+class Plan:
+    """A suite: its evaluation runs and, where it has a ``[tune]`` table, each one's learning-rate grid and the tuning
+    seeds. An evaluation run trains at the rate chosen from its tuning runs (:mod:`bench.analysis.tuning`), on
+    validation only; tuning seeds are not evaluation seeds."""
+
+    specs: list[RunSpec]  # the evaluation runs, each at the suite's own rate until one is chosen
+    grids: dict[str, tuple[float, ...]] = field(default_factory=dict)  # evaluation spec key -> its grid of rates
+    tune_seeds: tuple[int, ...] = ()
+
+    @property
+    def tuned(self) -> bool:
+        return bool(self.grids)
+
+    def tuning(self, extra: dict[str, tuple[float, ...]] | None = None) -> list[RunSpec]:
+        """The tuning runs, each once: every evaluation run's setting at every rate of its grid (and of ``extra``,
+        rates added past an edge, by the same key) and every tuning seed."""
+        extra = extra or {}
+        rates = {key: (*grid, *extra.get(key, ())) for key, grid in self.grids.items()}
+        runs = (dataclasses.replace(s, lr=r, seed=t) for s in self.specs for r in rates[s.key] for t in self.tune_seeds)
+        return list(dict.fromkeys(runs))
+
+
+def setting_id(spec: RunSpec) -> str:
+    """What a tuning choice is made for: the spec without its rate and seed (a key of the spec with both fixed)."""
+    return dataclasses.replace(spec, lr=1.0, seed=0).key
+
+
+def _rates(value: Any, where: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or len(value) < 2:
+        raise ConfigError(f"{where} must be a list of at least 2 learning rates, got {value!r}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v) for v in value):
+        raise ConfigError(f"{where} must hold positive finite numbers, got {value!r}")
+    if len(set(value)) < len(value):
+        raise ConfigError(f"{where} repeats a rate: {value!r}")
+    return tuple(sorted(float(v) for v in value))
+
+
+def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | None, tuple[int, ...]]:
+    """A suite's ``[tune]`` table, checked: its default grid of rates (None if each grid gives its own) and seeds."""
+    tune = doc.pop("tune")
+    if not isinstance(tune, dict):
+        raise ConfigError(f"suite {str(path)!r}: [tune] must be a table with lr and seeds")
+    if unknown := [k for k in tune if k not in TUNE_KEYS]:
+        raise ConfigError(f"suite {str(path)!r}: unknown [tune] key {unknown[0]!r} (valid: {', '.join(TUNE_KEYS)})")
+    seeds = tune.get("seeds")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(t, int) and t >= 0 for t in seeds):
+        raise ConfigError(f"suite {str(path)!r}: [tune] seeds must be a list of non-negative integers, got {seeds!r}")
+    grid = _rates(tune["lr"], f"suite {str(path)!r}: [tune] lr") if "lr" in tune else None
+    return grid, tuple(dict.fromkeys(seeds))
+
+
+def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Plan:
+    """A suite as a :class:`Plan`: its evaluation runs (:func:`load_suite`) and, with a ``[tune]`` table, each one's
+    grid of rates (``tune_lr`` in its ``[[grid]]`` table, else ``[tune]``'s ``lr``) and the tuning seeds."""
+    path = suite_path(name_or_path)
+    doc = _document(path)
+    if "tune" not in doc:
+        return Plan(load_suite(name_or_path, overrides))
+    if "lr" in (overrides or {}):
+        raise ConfigError(f"suite {str(path)!r} chooses each activation's learning rate ([tune]): drop --lr")
+    default, seeds = _tune_table(doc, path)
+    plan = Plan([], {}, seeds)
+    for i, grid in enumerate(doc.get("grid", [{}]), start=1):
+        where = f"suite {str(path)!r} grid {i}: {GRID_TUNE_KEY}"
+        rates = _rates(grid[GRID_TUNE_KEY], where) if GRID_TUNE_KEY in grid else default
+        if rates is None:
+            raise ConfigError(f"suite {str(path)!r} grid {i}: no rates to tune (give [tune] lr or {GRID_TUNE_KEY})")
+        for spec in load_suite(name_or_path, overrides, only_grid=i - 1):
+            plan.specs.append(spec)
+            plan.grids[spec.key] = rates
+    if overlap := sorted({s.seed for s in plan.specs} & set(seeds)):
+        raise ConfigError(f"suite {str(path)!r}: tuning seeds {overlap} are also evaluation seeds; choose others")
+    plan.specs = list(dict.fromkeys(plan.specs))
+    return plan
 
 
 def suite_description(name_or_path: str) -> str:

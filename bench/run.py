@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import activations
 from activations import errors
-from bench.config import DEFAULT_STORE, DEVICES, FIELDS, ConfigError, RunSpec, Status, expand, harness_names, load_suite
+from bench.config import (
+    DEFAULT_STORE,
+    DEVICES,
+    FIELDS,
+    ConfigError,
+    Plan,
+    RunSpec,
+    Status,
+    expand,
+    harness_names,
+    load_plan,
+    setting_id,
+)
 from bench.runs.store import Store
+
+if TYPE_CHECKING:
+    from bench.runs.executors import Summary
 
 NAMES = "--list shows the valid names"  # the name tables live with their torch code: --help does not load them
 
@@ -216,15 +232,63 @@ def _warn(specs: list[RunSpec]) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def _dry_run(specs: list[RunSpec], store: str) -> int:
-    """Every run with ``done`` or ``todo``: a store that does not exist yet means every run is to do."""
+def _dry_run(plan: Plan, store: str) -> int:
+    """Every run with ``done`` or ``todo``: a store that does not exist yet means every run is to do. A tuned suite
+    lists its tuning runs (``tune``), then its evaluation runs (``eval``): at the chosen rate once their setting's
+    tuning runs are all in the store, else at the suite's own rate with "rate not chosen yet"."""
     done: set[str] = set()
+    stored = None
     if Path(store).exists():
         with Store(store, readonly=True) as s:
-            done = s.finished_keys()
-    for spec in specs:
-        print(f"{spec.key}  {'done' if spec.key in done else 'todo'}  {spec.label()}  {spec.canonical_json()}")
+            done, stored = s.finished_keys(), s.runs()
+
+    def show(spec: RunSpec, phase: str = "", note: str = "") -> None:
+        status = "done" if spec.key in done else "todo"
+        print(f"{spec.key}  {status}  {phase}{spec.label()}{note}  {spec.canonical_json()}")
+
+    if not plan.tuned:
+        for spec in plan.specs:
+            show(spec)
+        return 0
+    from bench.analysis import tuning  # pandas: only a tuned suite's dry run needs it
+
+    extra = tuning.extensions(plan, stored) if stored is not None else {}
+    ready, waiting, _ = tuning.evaluation(plan, stored, extra) if stored is not None else ([], plan.specs, None)
+    for spec in plan.tuning(extra):
+        show(spec, "tune  ", f" lr={spec.lr:g}")
+    for spec in ready:
+        show(spec, "eval  ", f" lr={spec.lr:g} (chosen)")
+    for spec in waiting:
+        print(f"{'-' * 16}  todo  eval  {spec.label()} (rate not chosen yet: tuning runs missing)")
     return 0
+
+
+def _train(plan: Plan, store: Store, say: Callable[[str], None], **options: Any) -> Summary:
+    """Train a plan: its runs; for a tuned suite the tuning runs first, then one rate past a grid's edge where the
+    best is at it, then the evaluation runs at each setting's chosen rate."""
+    from bench.runs.executors import execute
+
+    if not plan.tuned:
+        return execute(plan.specs, store, **options)
+    from bench.analysis import tuning
+
+    base = plan.tuning()
+    say(f"tuning: {len(base)} runs (each setting's grid of rates x tuning seeds {list(plan.tune_seeds)})")
+    summary = execute(base, store, **options)
+    extra = tuning.extensions(plan, store.runs())
+    if extra:
+        more = [s for s in plan.tuning(extra) if s not in set(base)]
+        edges = len({setting_id(s) for s in plan.specs if s.key in extra})
+        say(f"tuning: {edges} settings are best at their grid's edge: {len(more)} runs one step past it")
+        summary.add(execute(more, store, **options))
+    ready, waiting, chosen = tuning.evaluation(plan, store.runs(), extra)
+    moved = int(chosen["lr"].nunique()) if len(chosen) else 0
+    say(f"evaluation: {len(ready)} runs at the chosen rates ({moved} distinct rates chosen)")
+    if waiting:
+        say(f"{len(waiting)} evaluation runs wait for their rate: tuning runs of their setting are not in the store")
+    summary.add(execute(ready, store, **options))
+    summary.total += len(waiting)
+    return summary
 
 
 def _body(args: argparse.Namespace) -> int:
@@ -232,12 +296,13 @@ def _body(args: argparse.Namespace) -> int:
         return _list()
     values = grid_from_args(args)
     values.setdefault("device", "auto")
-    specs = load_suite(args.suite, overrides=values) if args.suite else expand(values)
+    plan = load_plan(args.suite, overrides=values) if args.suite else Plan(expand(values))
     if args.dry_run:
-        return _dry_run(specs, args.store)
+        return _dry_run(plan, args.store)
     from bench.harness import data
-    from bench.runs.executors import check, execute  # torch: not needed for --help, --list or --dry-run
+    from bench.runs.executors import check  # torch: not needed for --help, --list or --dry-run
 
+    specs = plan.specs
     check(args.executor, args.threads, args.workers, args.gpus_per_run, args.ray_address)
     for spec in dict.fromkeys(s.activation for s in specs):  # a broken activation: now, before any store exists
         activations.check(spec)
@@ -250,10 +315,15 @@ def _body(args: argparse.Namespace) -> int:
             if args.json:
                 print(errors.json_line(record), flush=True)
 
+        def say(line: str) -> None:
+            if not args.quiet:
+                print(line, file=sys.stderr, flush=True)
+
         try:
-            summary = execute(
-                specs,
+            summary = _train(
+                plan,
                 store,
+                say,
                 data_dir=args.data_dir,
                 download=args.download,
                 force=args.force,

@@ -1,13 +1,19 @@
 """The learning-rate choice on synthetic runs with a known best rate: validation only, broken runs worst, ties to the
-smaller rate, edges marked and extended."""
+smaller rate, edges marked and extended; a suite's tuning phase ([tune]) from its file to its evaluation runs."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bench import compare
 from bench.analysis import tuning
+from bench.config import ConfigError, load_plan, load_suite
+from bench.report import command
+from bench.run import main as run_main
+from bench.runs.store import Store
 
 GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 BEST = {"relu": 1e-3, "tanh": 3e-3, "sigmoid": 1e-2, "selu": 3e-4}  # each activation's known best rate
@@ -89,3 +95,118 @@ def test_an_edge_is_extended_by_one_step_of_the_grid():
     assert tuning.extended(GRID, "") == GRID
     with pytest.raises(ValueError, match="at 'low' or 'high'"):
         tuning.extended(GRID, "middle")
+
+
+TUNED = """
+description = "a tuned suite"
+dataset = "mnist"
+model = "mlp"
+hidden = [32]
+epochs = 1
+activation = ["relu", "tanh"]
+seeds = 2
+
+[tune]
+lr = [1e-4, 1e-3]
+seeds = [100]
+"""
+
+
+def test_a_plan_has_each_settings_grid_and_its_tuning_runs(tmp_path):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED + '\n[[grid]]\n\n[[grid]]\ndataset = "fashion_mnist"\ntune_lr = [1e-3, 3e-3, 1e-2]\n')
+    plan = load_plan(str(suite))
+    assert plan.tuned and plan.tune_seeds == (100,) and len(plan.specs) == 8
+    assert {plan.grids[s.key] for s in plan.specs if s.dataset == "mnist"} == {(1e-4, 1e-3)}
+    assert {plan.grids[s.key] for s in plan.specs if s.dataset == "fashion_mnist"} == {(1e-3, 3e-3, 1e-2)}
+    tune = plan.tuning()
+    assert len(tune) == 2 * 2 + 2 * 3 and {s.seed for s in tune} == {100}  # per activation and rate, not per seed
+    assert load_suite(str(suite)) == plan.specs  # the evaluation runs, at the suite's own rate
+    untuned = tmp_path / "plain.toml"
+    untuned.write_text(TUNED.split("[tune]")[0])
+    assert not load_plan(str(untuned)).tuned
+
+
+@pytest.mark.parametrize(
+    "extra, overrides, message",
+    [
+        ("", {"lr": 0.1}, "chooses each activation's learning rate"),
+        ("", {"seed": 100}, "tuning seeds [100] are also evaluation seeds"),
+        ("guess = 1\n", {}, "unknown [tune] key 'guess'"),
+    ],
+)
+def test_a_bad_tuning_phase_is_an_error(tmp_path, extra, overrides, message):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED + extra)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_plan(str(suite), overrides)
+
+
+def test_grid_too_small_or_repeated_is_an_error(tmp_path):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED.replace("lr = [1e-4, 1e-3]", "lr = [1e-3]"))
+    with pytest.raises(ConfigError, match="at least 2 learning rates"):
+        load_plan(str(suite))
+
+
+def _records(specs, val_acc, test_acc=0.5) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"key": s.key, "status": "ok", **s.flat(), "val_acc": val_acc(s), "test_acc": test_acc} for s in specs]
+    )
+
+
+def test_evaluation_runs_take_the_rate_chosen_on_validation_and_wait_without_it(tmp_path):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED.replace("lr = [1e-4, 1e-3]", "lr = [1e-4, 1e-3, 1e-2]"))
+    plan = load_plan(str(suite))
+    best = {"relu": 1e-3, "tanh": 1e-2}
+    score = lambda s: 0.9 - abs(math.log10(s.lr) - math.log10(best[s.activation])) / 10  # noqa: E731
+    runs = _records(plan.tuning(), score)
+    assert tuning.extensions(plan, runs) == {s.key: (1e-1,) for s in plan.specs if s.activation == "tanh"}
+    ready, waiting, _ = tuning.evaluation(plan, runs, {})
+    assert {(s.activation, s.lr) for s in ready} == {("relu", 1e-3), ("tanh", 1e-2)} and waiting == []
+    assert {s.seed for s in ready} == {0, 1}  # evaluation seeds, not tuning seeds
+    for test_acc in (0.0, 1.0):  # test accuracy never enters a choice
+        assert tuning.evaluation(plan, _records(plan.tuning(), score, test_acc), {})[0] == ready
+    partial = runs[~(runs["activation"].eq("tanh") & runs["lr"].eq(1e-3))]  # one tuning run of tanh missing
+    ready, waiting, _ = tuning.evaluation(plan, partial, {})
+    assert {s.activation for s in ready} == {"relu"} and {s.activation for s in waiting} == {"tanh"}
+
+
+def test_a_tuned_suite_trains_tuning_then_evaluation_and_a_rerun_trains_nothing(tmp_path, data_dir, capsys):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED)
+    store = tmp_path / "s.sqlite"
+    argv = ["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--device", "cpu"]
+    assert run_main([*argv, "--dry-run"]) == 0
+    before = capsys.readouterr().out.splitlines()
+    assert sum("  tune  " in line for line in before) == 4
+    assert sum("rate not chosen yet" in line for line in before) == 4
+    assert run_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "tuning: 4 runs" in err and "evaluation: 4 runs at the chosen rates" in err
+    with Store(store, readonly=True) as db:
+        runs = db.runs()
+    evaluation = runs[runs["seed"].isin([0, 1])]
+    tuned = runs[runs["seed"].eq(100)]
+    assert len(evaluation) == 4 and len(tuned) >= 4
+    for activation, rows in evaluation.groupby("activation"):
+        mine = tuned[tuned["activation"].eq(activation)].groupby("lr")["val_acc"].mean()
+        assert set(rows["lr"]) == {mine.idxmax()}  # the rate with the best mean validation accuracy
+    assert run_main(argv) == 0
+    assert "0 trained" in capsys.readouterr().err
+    assert run_main([*argv, "--dry-run"]) == 0
+    after = capsys.readouterr().out.splitlines()
+    assert all("  done  " in line for line in after) and sum("(chosen)" in line for line in after) == 4
+
+
+def test_report_and_compare_say_they_do_not_handle_a_tuned_suite_yet(tmp_path, data_dir, capsys):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED)
+    store = tmp_path / "s.sqlite"
+    assert command.main(["--suite", str(suite), "--store", str(store), "--out", str(tmp_path / "out")]) == 2
+    assert "does not write its report yet" in capsys.readouterr().err
+    argv = ["relu6", "--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir)]
+    assert compare.main(argv) == 2
+    assert "bench.compare does not tune a new activation yet" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

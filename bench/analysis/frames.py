@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.config import ADDED_FIELDS, FIELDS, RunSpec
 
-__all__ = ["MATCH_COLUMNS", "SuiteRuns", "match", "spec_frame"]
+__all__ = ["MATCH_COLUMNS", "SuiteRuns", "match", "matched", "spec_frame"]
 
 MATCH_COLUMNS = tuple(dict.fromkeys([*(f for f in FIELDS if f not in ("device", "compile")), *ADDED_FIELDS]))
 
@@ -36,20 +36,24 @@ def spec_frame(specs: list[RunSpec]) -> pd.DataFrame:
     return pd.DataFrame([{"key": s.key, **s.flat()} for s in specs]).assign(_spec=range(len(specs)))
 
 
-def match(specs: list[RunSpec], stored: pd.DataFrame) -> tuple[pd.DataFrame, list[RunSpec], int]:
-    """The runs of ``stored`` (one row per record, oldest first) that are runs of ``specs``: the latest run of each
-    spec in suite order, the specs without a run, and how many stored runs matched before keeping the latest."""
+def matched(specs: list[RunSpec], stored: pd.DataFrame) -> pd.DataFrame:
+    """Every record of ``stored`` that is a run of one of ``specs``, with ``_spec``: that spec's position."""
     stored = stored.copy()
     for name, default in ADDED_FIELDS.items():  # a record from before the field existed had its default
         stored[name] = stored[name].fillna(default) if name in stored.columns else default
     if stored.empty or not set(MATCH_COLUMNS) <= set(stored.columns):
-        matched = stored.iloc[0:0].assign(_spec=pd.Series(dtype=int))
-    else:
-        # Compare as the store holds them: JSON scalars, widths joined by commas.
-        wanted = spec_frame(specs)[[*MATCH_COLUMNS, "_spec"]]
-        matched = stored.merge(wanted, on=list(MATCH_COLUMNS), how="inner")
-    n_matched = len(matched)
-    matched = matched.drop_duplicates(subset="_spec", keep="last")  # oldest first: keep the latest
-    found = set(matched["_spec"])
-    runs = matched.sort_values("_spec").drop(columns="_spec").reset_index(drop=True)
-    return runs, [s for i, s in enumerate(specs) if i not in found], n_matched
+        return stored.iloc[0:0].assign(_spec=pd.Series(dtype=int))
+    # Compare as the store holds them: JSON scalars, widths joined by commas.
+    wanted = spec_frame(specs)[[*MATCH_COLUMNS, "_spec"]]
+    return stored.merge(wanted, on=list(MATCH_COLUMNS), how="inner")
+
+
+def match(specs: list[RunSpec], stored: pd.DataFrame) -> tuple[pd.DataFrame, list[RunSpec], int]:
+    """The runs of ``stored`` (one row per record, oldest first) that are runs of ``specs``: the latest run of each
+    spec in suite order, the specs without a run, and how many stored runs matched before keeping the latest."""
+    found = matched(specs, stored)
+    n_matched = len(found)
+    found = found.drop_duplicates(subset="_spec", keep="last")  # oldest first: keep the latest
+    present = set(found["_spec"])
+    runs = found.sort_values("_spec").drop(columns="_spec").reset_index(drop=True)
+    return runs, [s for i, s in enumerate(specs) if i not in present], n_matched

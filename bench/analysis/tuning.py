@@ -10,13 +10,15 @@ DataFrame out), so a report can show the choice and the sensitivity curve behind
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from bench.config import Status
+from bench.analysis.frames import matched
+from bench.config import Plan, RunSpec, Status, setting_id
 
 METRIC = "val_acc"  # the final epoch's validation accuracy
 CHOICE_COLUMNS = ("lr", "score", "n_seeds", "n_broken", "edge", "grid")
@@ -74,3 +76,39 @@ def extended(grid: Sequence[float], edge: str) -> tuple[float, ...]:
         return (*rates, rates[-1] * ratio)
     ratio = rates[2] / rates[1] if len(rates) > 2 else rates[1] / rates[0]
     return (rates[0] / ratio, *rates)
+
+
+def _tuning_runs(plan: Plan, runs: pd.DataFrame, extra: dict[str, tuple[float, ...]]) -> pd.DataFrame:
+    """The plan's tuning runs among ``runs`` (the latest of each spec), each with its ``setting`` (a setting id) and
+    only for settings whose every tuning run is there: a choice is never made from part of a grid."""
+    specs = plan.tuning(extra)
+    found = matched(specs, runs).drop_duplicates(subset="_spec", keep="last")
+    found = found.assign(setting=[setting_id(specs[i]) for i in found["_spec"]])
+    wanted = pd.Series([setting_id(s) for s in specs]).value_counts()
+    complete = found["setting"].map(found["setting"].value_counts()).eq(found["setting"].map(wanted))
+    return found[complete]
+
+
+def extensions(plan: Plan, runs: pd.DataFrame) -> dict[str, tuple[float, ...]]:
+    """Per evaluation spec key: the rate to add past its grid's edge, where the best of its complete base grid is at
+    that edge (nothing for the others). A grid extends once; a best still at the new edge is reported, not chased."""
+    chosen = choose(_tuning_runs(plan, runs, {}), ["setting"]).set_index("setting")
+    out: dict[str, tuple[float, ...]] = {}
+    for spec in plan.specs:
+        sid = setting_id(spec)
+        if sid in chosen.index and chosen.at[sid, "edge"]:
+            grid = plan.grids[spec.key]
+            out[spec.key] = tuple(sorted(set(extended(grid, chosen.at[sid, "edge"])) - set(grid)))
+    return out
+
+
+def evaluation(
+    plan: Plan, runs: pd.DataFrame, extra: dict[str, tuple[float, ...]]
+) -> tuple[list[RunSpec], list[RunSpec], pd.DataFrame]:
+    """The evaluation runs at their chosen rates, those whose rate is not chosen yet (a tuning run missing), and the
+    choices (one row per setting: ``tuning.choose``'s columns with the setting id) from the base and extra rates."""
+    chosen = choose(_tuning_runs(plan, runs, extra), ["setting"])
+    rate = dict(zip(chosen["setting"], chosen["lr"], strict=True))
+    ready = [dataclasses.replace(s, lr=rate[setting_id(s)]) for s in plan.specs if setting_id(s) in rate]
+    waiting = [s for s in plan.specs if setting_id(s) not in rate]
+    return ready, waiting, chosen

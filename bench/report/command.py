@@ -11,7 +11,7 @@ from pathlib import Path
 
 from activations import errors
 from bench import provenance
-from bench.config import DEFAULT_STORE, load_suite, suite_description, suite_path
+from bench.config import DEFAULT_STORE, load_plan, suite_description, suite_path
 from bench.report import page
 from bench.report.context import Context, ReportError, context
 from bench.runs import bundle, results
@@ -19,11 +19,17 @@ from bench.runs import bundle, results
 
 def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
     """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
-    specs = load_suite(suite)
-    found = results.suite_runs(specs, store)
+    plan = load_plan(suite)
+    if plan.tuned:
+        raise ReportError(
+            f"suite {suite!r} tunes each activation's learning rate ([tune]): this version trains it (python -m "
+            "bench.run) but does not write its report yet, whose comparisons pair activations at different rates; "
+            "its runs are in the store (python -m bench.export)"
+        )
+    found = results.suite_runs(plan.specs, store)
     if found.runs.empty:
         raise ReportError(
-            f"the store {store} has no runs of suite {suite!r} ({len(specs)} runs defined); "
+            f"the store {store} has no runs of suite {suite!r} ({len(plan.specs)} runs defined); "
             f"run `python -m bench.run --suite {suite} --store {store}` first"
         )
     name = suite_path(suite).stem

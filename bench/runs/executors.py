@@ -46,6 +46,15 @@ class Summary:
     elsewhere: int = 0  # claimed by another live process on the same store
     records: list[dict] = field(default_factory=list)
 
+    def add(self, other: Summary) -> None:
+        """Another phase of the same suite, counted in this summary."""
+        self.total, self.skipped, self.elsewhere = (
+            self.total + other.total,
+            self.skipped + other.skipped,
+            self.elsewhere + other.elsewhere,
+        )
+        self.records += other.records
+
     def count(self, status: str) -> int:
         return sum(r["status"] == status for r in self.records)
 
