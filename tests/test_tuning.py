@@ -11,8 +11,9 @@ import pytest
 from bench import compare
 from bench.analysis import tuning
 from bench.config import ConfigError, load_plan, load_suite
-from bench.report import command
+from bench.report import command, comparisons
 from bench.run import main as run_main
+from bench.runs import bundle
 from bench.runs.store import Store
 
 GRID = (3e-4, 1e-3, 3e-3, 1e-2)
@@ -200,13 +201,34 @@ def test_a_tuned_suite_trains_tuning_then_evaluation_and_a_rerun_trains_nothing(
     assert all("  done  " in line for line in after) and sum("(chosen)" in line for line in after) == 4
 
 
-def test_report_and_compare_say_they_do_not_handle_a_tuned_suite_yet(tmp_path, data_dir, capsys):
+def test_a_tuned_suites_report_pairs_each_activation_at_its_rate_and_its_bundle_remakes_the_choice(
+    tmp_path, data_dir, capsys
+):
     suite = tmp_path / "tuned.toml"
     suite.write_text(TUNED)
     store = tmp_path / "s.sqlite"
-    assert command.main(["--suite", str(suite), "--store", str(store), "--out", str(tmp_path / "out")]) == 2
-    assert "does not write its report yet" in capsys.readouterr().err
-    argv = ["relu6", "--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir)]
+    assert run_main(["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--quiet"]) == 0
+    readme = command.build(str(suite), store, tmp_path / "out", timing=False)
+    text = readme.read_text()
+    assert "## Learning rates, chosen per activation" in text and "| relu |" in text
+    assert "1 activation compared with ReLU over 2 seeds" in text
+    assert "other runs" not in text  # the tuning runs belong to the suite
+    ctx = command.load(str(suite), store, tmp_path / "again", None, timing=False)
+    assert ctx.tuned and len(ctx.runs) == 4 and len(ctx.tuning_keys) >= 4
+    pairs = comparisons.pairs(ctx)
+    assert pairs["n_pairs"].tolist() == [2]  # tanh paired with relu, each at its own chosen rate
+    # the published runs (evaluation and tuning) rebuild the same report in a fresh store
+    fresh = tmp_path / "fresh.sqlite"
+    bundle.load(readme.parent, fresh)
+    rebuilt = command.build(str(suite), fresh, tmp_path / "rebuilt", timing=False)
+    assert (rebuilt.parent / "results.csv").read_bytes() == (readme.parent / "results.csv").read_bytes()
+    assert (rebuilt.parent / "summary.csv").read_bytes() == (readme.parent / "summary.csv").read_bytes()
+
+
+def test_compare_says_it_does_not_tune_a_new_activation_yet(tmp_path, data_dir, capsys):
+    suite = tmp_path / "tuned.toml"
+    suite.write_text(TUNED)
+    argv = ["relu6", "--suite", str(suite), "--store", str(tmp_path / "s.sqlite"), "--data-dir", str(data_dir)]
     assert compare.main(argv) == 2
     assert "bench.compare does not tune a new activation yet" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "s.sqlite").exists()

@@ -210,8 +210,12 @@ def paired_tests(
     higher_is_better: bool = True,
     alpha: float = 0.05,
     confidence: float = 0.95,
+    by: Columns = None,
 ) -> pd.DataFrame:
     """Each item against ``baseline`` within every configuration, paired on seed (both runs must be ok).
+
+    ``by``: the columns that make a configuration (default every configuration column); a tuned suite leaves out
+    ``lr``, so that each activation at its own chosen rate is paired with ReLU at ReLU's.
 
     Two-sided Wilcoxon signed-rank (exact for small n) or paired t-test (``test="ttest"``, scipy's ttest_rel);
     ci_low/ci_high is the Student t interval of the mean difference; d_z = mean diff / sd of diffs (±inf if every
@@ -225,7 +229,7 @@ def paired_tests(
         raise ValueError(
             f"baseline {baseline!r} has no runs; {item} values: {', '.join(map(str, runs[item].unique()))}"
         )
-    keys = [c for c in config_columns(runs) if c != item]
+    keys = [c for c in (config_columns(runs) if by is None else _columns(runs, by)) if c != item]
     frame = runs[[*keys, "seed", item]].assign(_value=_values(runs, metric))
     if frame.duplicated([*keys, "seed", item]).any():
         raise ValueError(

@@ -9,24 +9,42 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+import pandas as pd
+
 from activations import errors
 from bench import provenance
-from bench.config import DEFAULT_STORE, load_plan, suite_description, suite_path
+from bench.analysis import frames, tuning
+from bench.config import DEFAULT_STORE, Plan, RunSpec, load_plan, setting_id, suite_description, suite_path
 from bench.report import page
 from bench.report.context import Context, ReportError, context
 from bench.runs import bundle, results
 
 
+def evaluation(plan: Plan, store: str | Path) -> tuple[list[RunSpec], pd.DataFrame | None, list[str]]:
+    """A suite's runs as its report shows them. A tuned suite's evaluation runs are at each setting's chosen rate
+    (those whose rate is not chosen yet at the suite's own, so that they are listed as missing); with them come the
+    choices (one row per evaluation spec: its spec columns, ``edge`` and ``grid``) and the keys of its tuning runs in
+    the store (in the bundle, not in the tables)."""
+    if not plan.tuned:
+        return plan.specs, None, []
+    stored = results.runs(store) if Path(store).exists() else pd.DataFrame(columns=["key", "status"])
+    extra = tuning.extensions(plan, stored)
+    ready, waiting, chosen = tuning.evaluation(plan, stored, extra)
+    by_setting = chosen.set_index("setting")
+    rows = [
+        {**s.flat(), "edge": by_setting.at[setting_id(s), "edge"], "grid": by_setting.at[setting_id(s), "grid"]}
+        for s in ready
+    ]
+    choices = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["activation", "lr", "edge", "grid"])
+    return ready + waiting, choices, frames.match(plan.tuning(extra), stored)[0]["key"].tolist()
+
+
 def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
     """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
     plan = load_plan(suite)
-    if plan.tuned:
-        raise ReportError(
-            f"suite {suite!r} tunes each activation's learning rate ([tune]): this version trains it (python -m "
-            "bench.run) but does not write its report yet, whose comparisons pair activations at different rates; "
-            "its runs are in the store (python -m bench.export)"
-        )
-    found = results.suite_runs(plan.specs, store)
+    specs, choices, tuning_keys = evaluation(plan, store)
+    found = results.suite_runs(specs, store)
+    found.other_runs -= len(tuning_keys)
     if found.runs.empty:
         raise ReportError(
             f"the store {store} has no runs of suite {suite!r} ({len(plan.specs)} runs defined); "
@@ -34,7 +52,9 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
         )
     name = suite_path(suite).stem
     command = command or f"python -m bench.run --suite {suite}"
-    return context(name, suite_description(suite), found, Path(out) / name, command, timing)
+    ctx = context(name, suite_description(suite), found, Path(out) / name, command, timing, choices=choices)
+    ctx.tuning_keys = tuning_keys
+    return ctx
 
 
 def build(
@@ -48,7 +68,8 @@ def build(
     """Write the report of ``suite`` into ``out/<suite>/`` (its page and its runs as a bundle); the README path."""
     ctx = load(suite, store, out, command, timing)
     readme = page.write(ctx, sections)
-    bundle.write(store, ctx.runs["key"], ctx.out / page.BUNDLE, ctx.suite, provenance.git_sha())
+    keys = [*ctx.runs["key"], *ctx.tuning_keys]  # a tuned suite's tuning runs travel with it: its choices re-made
+    bundle.write(store, keys, ctx.out / page.BUNDLE, ctx.suite, provenance.git_sha())
     return readme
 
 

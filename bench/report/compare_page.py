@@ -45,7 +45,7 @@ def _join(*found: frames.SuiteRuns, drop: frozenset[str] = frozenset()) -> frame
 
 def against(ctx: Context, name: str) -> pd.DataFrame:
     """``name`` minus every other activation of the field per setting, paired by seed, Holm within the setting."""
-    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=name, test=ctx.paired_test)
+    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=name, test=ctx.paired_test, by=ctx.pair_by)
     flip = {"better": "worse", "worse": "better"}
     return tests.assign(
         setting=ctx.label(tests),

@@ -138,7 +138,7 @@ def section_accuracy(ctx: Context) -> str:
 
 def pairs(ctx: Context) -> pd.DataFrame:
     """Each activation against ReLU per setting (paired, Holm within the setting), with parameter ratio and label."""
-    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=BASELINE, test=ctx.paired_test)
+    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=BASELINE, test=ctx.paired_test, by=ctx.pair_by)
     tests = tests.assign(setting=ctx.label(tests))
     ratios = summary_frame(ctx).set_index(["setting", "activation"])["params_ratio"]
     keys = zip(tests["setting"], tests["activation"], strict=True)

@@ -45,12 +45,24 @@ class Context:
     label_cols: list[str]  # setting columns shown in panel titles besides dataset/model
     detailed_regularizers: bool
     highlight: list[str] = field(default_factory=list)  # coloured in every figure when most activations are grey
+    choices: pd.DataFrame | None = None  # a tuned suite: each setting's chosen rate (spec columns, lr, edge, grid)
+    tuning_keys: list[str] = field(default_factory=list)  # a tuned suite's tuning runs (in its bundle, not its tables)
     highlight_why: str = f"are the {HIGHLIGHTED} best and worst by mean rank over the settings"
 
     @property
     def by(self) -> list[str]:
         """The analysis ``by`` columns: one group per configuration of the suite."""
         return [*self.setting_cols, "activation"]
+
+    @property
+    def tuned(self) -> bool:
+        return self.choices is not None
+
+    @property
+    def pair_by(self) -> list[str] | None:
+        """What makes a configuration for paired tests: every spec column, less ``lr`` where each activation trains
+        at its own chosen rate."""
+        return [c for c in stats.config_columns(self.runs) if c != "lr"] if self.tuned else None
 
     @property
     def activations(self) -> list[str]:
@@ -126,9 +138,12 @@ def context(
     command: str,
     timing: bool,
     highlight: list[str] | None = None,
+    choices: pd.DataFrame | None = None,
 ) -> Context:
-    """A report's context from runs already found (``highlight``: the coloured activations; default the extremes)."""
-    setting, labels, detailed = _varying(frames.spec_frame(found.specs))
+    """A report's context from runs already found (``highlight``: the coloured activations; default the extremes;
+    ``choices``: a tuned suite's chosen rates, whose ``lr`` is then no setting of its own)."""
+    specs = frames.spec_frame(found.specs)
+    setting, labels, detailed = _varying(specs.assign(lr=0.0) if choices is not None else specs)
     ctx = Context(
         suite=name,
         description=description,
@@ -145,6 +160,7 @@ def context(
         setting_cols=setting,
         label_cols=labels,
         detailed_regularizers=detailed,
+        choices=choices,
     )
     ctx.runs = ctx.with_regularizer(ctx.runs)
     ctx.highlight = _extremes(ctx.runs, setting) if highlight is None else highlight

@@ -51,9 +51,10 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
     n = len(tested)
     pairs = int(tested["n_pairs"].median()) if n else 0
     test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
+    holm = f"Holm over these {n}" if n > 1 else "one comparison: no correction"
     lines = [
         f"- **{setting}** ({reference}; {counted(n, 'activation')} compared with ReLU over {counted(pairs, 'seed')}, "
-        f"two-sided {test}, Holm over these {n}): {len(better)} better, {len(worse)} worse, {len(tied)} without "
+        f"two-sided {test}, {holm}): {len(better)} better, {len(worse)} worse, {len(tied)} without "
         "evidence of a difference."
     ]
     if not better.empty:

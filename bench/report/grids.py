@@ -4,7 +4,7 @@ gap, and gradient flow and unit health from the per-layer probes."""
 from __future__ import annotations
 
 from bench.analysis import stats
-from bench.report import figures, tables
+from bench.report import figures, findings, tables
 from bench.report.context import Context
 
 BASELINE = figures.REFERENCE
@@ -108,3 +108,29 @@ def section_gradient_flow(ctx: Context) -> str:
     if not parts:
         return ""
     return "## Gradient flow and unit health\n\n" + "\n".join(parts)
+
+
+def section_tuning(ctx: Context) -> str:
+    """A tuned suite's chosen rates: per setting and activation, the rate its evaluation runs trained at."""
+    if not ctx.tuned or ctx.choices.empty:
+        return ""
+    choices = ctx.choices.drop_duplicates([*ctx.setting_cols, "activation"]).reset_index(drop=True)
+    choices = choices.assign(setting=ctx.label(choices).to_numpy())
+    shown = choices["lr"].map(lambda lr: f"{lr:g}") + choices["edge"].map(lambda e: f" ({e} edge)" if e else "")
+    table = choices.assign(rate=shown).pivot(index="activation", columns="setting", values="rate")
+    table = table.reindex([a for a in ctx.activations if a in table.index]).reset_index()
+    at_edge = choices[choices["edge"].ne("")]
+    grids = sorted({", ".join(f"{r:g}" for r in grid) for grid in choices["grid"]})
+    relu = choices[choices["activation"].eq(BASELINE)].set_index("setting")["lr"]
+    others = choices[choices["activation"].ne(BASELINE) & choices["setting"].isin(relu.index)]
+    differ = int(others["setting"].map(relu).ne(others["lr"]).sum())
+    return (
+        "## Learning rates, chosen per activation\n\n"
+        "Each activation trained at its own rate, chosen by the same rule for ReLU as for every other: the rate of "
+        "its setting's grid with the best mean final validation accuracy over the tuning seeds (a diverged or "
+        "failed run counts as worst; equal scores go to the smaller rate; the test split is never read), one rate "
+        f"more past the grid's edge where the best was at the edge. Grids: {'; '.join(grids)}. "
+        f"{differ} of {findings.counted(len(others), 'activation')} chose another rate than ReLU in the same setting; "
+        f"{len(at_edge)} {'is' if len(at_edge) == 1 else 'are'} still at an edge of the extended grid"
+        f"{' (the best rate may lie beyond it)' if len(at_edge) else ''}.\n\n" + tables.markdown_table(table) + "\n"
+    )

@@ -149,6 +149,7 @@ SECTIONS: tuple[Section, ...] = (
     section_coverage,
     section_warnings,
     comparisons.section_findings,
+    grids.section_tuning,
     section_claims,
     comparisons.section_forest,
     comparisons.section_curves,
