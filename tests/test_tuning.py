@@ -211,10 +211,12 @@ def test_a_tuned_suites_report_pairs_each_activation_at_its_rate_and_its_bundle_
     readme = command.build(str(suite), store, tmp_path / "out", timing=False)
     text = readme.read_text()
     assert "## Learning rates, chosen per activation" in text and "| relu |" in text
+    assert "rank (over the grid)" in text and (readme.parent / "figures" / "tuning_sensitivity.png").stat().st_size
+    assert "mnist/mlp | relu |" in text  # each activation's best and its mean over the grid, ranked
     assert "1 activation compared with ReLU over 2 seeds" in text
     assert "other runs" not in text  # the tuning runs belong to the suite
     ctx = command.load(str(suite), store, tmp_path / "again", None, timing=False)
-    assert ctx.tuned and len(ctx.runs) == 4 and len(ctx.tuning_keys) >= 4
+    assert ctx.tuned and len(ctx.runs) == 4 and len(ctx.tuning_runs) >= 4 and set(ctx.tuning_runs["seed"]) == {100}
     pairs = comparisons.pairs(ctx)
     assert pairs["n_pairs"].tolist() == [2]  # tanh paired with relu, each at its own chosen rate
     # the published runs (evaluation and tuning) rebuild the same report in a fresh store

@@ -20,13 +20,13 @@ from bench.report.context import Context, ReportError, context
 from bench.runs import bundle, results
 
 
-def evaluation(plan: Plan, store: str | Path) -> tuple[list[RunSpec], pd.DataFrame | None, list[str]]:
+def evaluation(plan: Plan, store: str | Path) -> tuple[list[RunSpec], pd.DataFrame | None, pd.DataFrame | None]:
     """A suite's runs as its report shows them. A tuned suite's evaluation runs are at each setting's chosen rate
     (those whose rate is not chosen yet at the suite's own, so that they are listed as missing); with them come the
-    choices (one row per evaluation spec: its spec columns, ``edge`` and ``grid``) and the keys of its tuning runs in
-    the store (in the bundle, not in the tables)."""
+    choices (one row per evaluation spec: its spec columns, ``edge`` and ``grid``) and its tuning runs in the store
+    (in the bundle and the sensitivity figure, not in the tables of the evaluation runs)."""
     if not plan.tuned:
-        return plan.specs, None, []
+        return plan.specs, None, None
     stored = results.runs(store) if Path(store).exists() else pd.DataFrame(columns=["key", "status"])
     extra = tuning.extensions(plan, stored)
     ready, waiting, chosen = tuning.evaluation(plan, stored, extra)
@@ -36,15 +36,15 @@ def evaluation(plan: Plan, store: str | Path) -> tuple[list[RunSpec], pd.DataFra
         for s in ready
     ]
     choices = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["activation", "lr", "edge", "grid"])
-    return ready + waiting, choices, frames.match(plan.tuning(extra), stored)[0]["key"].tolist()
+    return ready + waiting, choices, frames.match(plan.tuning(extra), stored)[0]
 
 
 def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
     """The suite's specs and exactly its runs from the store; InputError if there is nothing to report."""
     plan = load_plan(suite)
-    specs, choices, tuning_keys = evaluation(plan, store)
+    specs, choices, tuning_runs = evaluation(plan, store)
     found = results.suite_runs(specs, store)
-    found.other_runs -= len(tuning_keys)
+    found.other_runs -= 0 if tuning_runs is None else len(tuning_runs)
     if found.runs.empty:
         raise ReportError(
             f"the store {store} has no runs of suite {suite!r} ({len(plan.specs)} runs defined); "
@@ -53,7 +53,7 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
     name = suite_path(suite).stem
     command = command or f"python -m bench.run --suite {suite}"
     ctx = context(name, suite_description(suite), found, Path(out) / name, command, timing, choices=choices)
-    ctx.tuning_keys = tuning_keys
+    ctx.tuning_runs = tuning_runs
     return ctx
 
 
@@ -68,7 +68,8 @@ def build(
     """Write the report of ``suite`` into ``out/<suite>/`` (its page and its runs as a bundle); the README path."""
     ctx = load(suite, store, out, command, timing)
     readme = page.write(ctx, sections)
-    keys = [*ctx.runs["key"], *ctx.tuning_keys]  # a tuned suite's tuning runs travel with it: its choices re-made
+    tuning_keys = [] if ctx.tuning_runs is None else ctx.tuning_runs["key"].tolist()
+    keys = [*ctx.runs["key"], *tuning_keys]  # a tuned suite's tuning runs travel with it: its choices re-made
     bundle.write(store, keys, ctx.out / page.BUNDLE, ctx.suite, provenance.git_sha())
     return readme
 

@@ -46,7 +46,7 @@ class Context:
     detailed_regularizers: bool
     highlight: list[str] = field(default_factory=list)  # coloured in every figure when most activations are grey
     choices: pd.DataFrame | None = None  # a tuned suite: each setting's chosen rate (spec columns, lr, edge, grid)
-    tuning_keys: list[str] = field(default_factory=list)  # a tuned suite's tuning runs (in its bundle, not its tables)
+    tuning_runs: pd.DataFrame | None = None  # a tuned suite's tuning runs (its bundle, the sensitivity figure)
     highlight_why: str = f"are the {HIGHLIGHTED} best and worst by mean rank over the settings"
 
     @property

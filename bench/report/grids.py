@@ -3,7 +3,9 @@ gap, and gradient flow and unit health from the per-layer probes."""
 
 from __future__ import annotations
 
-from bench.analysis import stats
+import pandas as pd
+
+from bench.analysis import stats, tuning
 from bench.report import figures, findings, tables
 from bench.report.context import Context
 
@@ -132,5 +134,43 @@ def section_tuning(ctx: Context) -> str:
         f"more past the grid's edge where the best was at the edge. Grids: {'; '.join(grids)}. "
         f"{differ} of {findings.counted(len(others), 'activation')} chose another rate than ReLU in the same setting; "
         f"{len(at_edge)} {'is' if len(at_edge) == 1 else 'are'} still at an edge of the extended grid"
-        f"{' (the best rate may lie beyond it)' if len(at_edge) else ''}.\n\n" + tables.markdown_table(table) + "\n"
+        f"{' (the best rate may lie beyond it)' if len(at_edge) else ''}.\n\n"
+        + tables.markdown_table(table)
+        + "\n"
+        + _sensitivity(ctx)
+    )
+
+
+def _sensitivity(ctx: Context) -> str:
+    """A tuned suite's tuning runs: validation accuracy against rate per setting, and each activation's rank at its
+    best rate beside its rank over the whole grid (a rate where no run ended ok counts as 0 accuracy)."""
+    if ctx.tuning_runs is None or ctx.tuning_runs.empty:
+        return ""
+    runs = ctx.with_regularizer(ctx.tuning_runs)
+    val = stats.summarize(runs, "val_acc", by=[*ctx.by, "lr"])
+    val["setting"] = ctx.label(val).to_numpy()
+    caption = (
+        "Tuning runs: final validation accuracy against learning rate (log scale), mean over the tuning seeds with "
+        "95 % band. A flat curve is an activation that forgives its rate."
+    )
+    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette()), "tuning_sensitivity", caption)
+    score = tuning.scores(runs, ctx.setting_cols)  # as the choice scores: a rate with a broken run is worst
+    score = score.assign(setting=ctx.label(score).to_numpy(), score=score["score"].clip(lower=0.0))
+    per = score.groupby(["setting", "activation"])["score"]
+    ranks = pd.DataFrame({"best": per.max(), "over the grid": per.mean()}).reset_index()
+    for column in ("best", "over the grid"):
+        ranks[f"rank ({column})"] = ranks.groupby("setting")[column].rank(ascending=False, method="min").astype(int)
+    note = (
+        "Best and forgiving are different questions: each activation's mean validation accuracy at its best rate and "
+        "averaged over its grid (a rate where a tuning run diverged or failed counts as 0), with its rank by each "
+        "within the setting."
+    )
+    return (
+        "\n"
+        + figure
+        + "\n"
+        + note
+        + "\n\n"
+        + tables.markdown_table(ranks, {"best": ".4f", "over the grid": ".4f"})
+        + "\n"
     )
