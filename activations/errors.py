@@ -11,6 +11,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import re
 import sys
 import traceback
@@ -76,6 +77,9 @@ def main(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], i
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as the Python docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
+        return 1
     except Exception as exc:
         if debug:
             raise

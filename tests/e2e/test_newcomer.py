@@ -157,3 +157,16 @@ def test_selu_with_plain_dropout_gets_a_warning_not_an_error(tmp_path, data_dir)
     assert "warning: 1 run(s) use selu with plain dropout" in out.stderr and "--dropout-kind alpha" in out.stderr
     alpha = python("-m", "bench.run", *args, "--dropout-kind", "alpha", "--store", str(tmp_path / "s.sqlite"), env=env)
     assert alpha.returncode == 0 and "warning" not in alpha.stderr and "1 trained (1 ok" in alpha.stderr, alpha.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--suite", "default", "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert proc.stdout.readline()  # as `| head -1` does: one line, then the pipe closes
+    proc.stdout.close()
+    assert proc.wait(timeout=120) in (0, 1)
+    assert proc.stderr.read() == b""
