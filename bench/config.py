@@ -27,6 +27,7 @@ DTYPES = ("float32", "float64")
 AMPS = ("none", "bf16")
 RECORD_SCHEMA = 1
 DEFAULT_STORE = Path("results/actbench.sqlite")  # where runs go unless --store says otherwise
+BUNDLE_FILE = "runs.jsonl.gz"  # a report folder's runs as data (bench/runs/bundle.py)
 SUITES_DIR = Path(__file__).parent / "suites"
 
 
@@ -267,32 +268,34 @@ def _document(path: Path) -> dict[str, Any]:
     return doc
 
 
-def load_suite(
-    name_or_path: str, overrides: dict[str, Any] | None = None, only_grid: int | None = None
-) -> list[RunSpec]:
+def _expanded(path: Path, overrides: dict[str, Any] | None) -> tuple[dict[str, Any], list[tuple[dict, list[RunSpec]]]]:
+    """A suite file read once: its document and, per ``[[grid]]`` table, the table and its RunSpecs (the top-level
+    fields under the table's; ``description``, ``[tune]`` and ``tune_lr`` are no run fields)."""
+    doc = _document(path)
+    shared = {k: v for k, v in doc.items() if k not in ("description", "tune", "grid")}
+    grids = doc.get("grid", [{}])
+    overrides = overrides or {}
+    replaced = {"seed", "seeds"} if {"seed", "seeds"} & set(overrides) else set()  # --seed replaces seeds, and back
+    out = []
+    for i, grid in enumerate(grids, start=1):
+        values = {k: v for k, v in {**shared, **grid}.items() if k not in replaced and k != GRID_TUNE_KEY}
+        try:
+            out.append((grid, expand({**values, **overrides})))
+        except ConfigError as exc:
+            where = f" grid {i}" if len(grids) > 1 else ""
+            raise ConfigError(f"suite {str(path)!r}{where}: {exc}") from None
+    return doc, out
+
+
+def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> list[RunSpec]:
     """All RunSpecs of a suite, validated before anything runs. ``overrides`` (e.g. device) apply to every grid.
 
     A suite's top-level keys are RunSpec fields shared by every grid; each ``[[grid]]`` table adds or
     replaces fields; list values are expanded as a cartesian product. A tuned suite's runs are its evaluation runs at
-    the suite's own rate (:func:`load_plan` has their grids of rates). ``only_grid``: the runs of that grid table only.
+    the suite's own rate (:func:`load_plan` has their grids of rates).
     """
-    path = suite_path(name_or_path)
-    doc = _document(path)
-    doc.pop("description", None)
-    doc.pop("tune", None)  # the tuning phase: load_plan
-    grids = [{k: v for k, v in g.items() if k != GRID_TUNE_KEY} for g in doc.pop("grid", [{}])]
-    overrides = overrides or {}
-    replaced = {"seed", "seeds"} if {"seed", "seeds"} & set(overrides) else set()  # --seed replaces seeds, and back
-    specs: list[RunSpec] = []
-    for i, grid in enumerate(grids, start=1):
-        if only_grid is not None and i != only_grid + 1:
-            continue
-        try:
-            specs += expand({**{k: v for k, v in {**doc, **grid}.items() if k not in replaced}, **overrides})
-        except ConfigError as exc:
-            where = f" grid {i}" if len(grids) > 1 else ""
-            raise ConfigError(f"suite {str(path)!r}{where}: {exc}") from None
-    return list(dict.fromkeys(specs))
+    _, grids = _expanded(suite_path(name_or_path), overrides)
+    return list(dict.fromkeys(spec for _, specs in grids for spec in specs))
 
 
 TUNE_KEYS = ("lr", "seeds")  # a [tune] table: the default grid of rates, the tuning seeds
@@ -355,21 +358,20 @@ def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Pla
     """A suite as a :class:`Plan`: its evaluation runs (:func:`load_suite`) and, with a ``[tune]`` table, each one's
     grid of rates (``tune_lr`` in its ``[[grid]]`` table, else ``[tune]``'s ``lr``) and the tuning seeds."""
     path = suite_path(name_or_path)
-    doc = _document(path)
+    doc, grids = _expanded(path, overrides)
     if "tune" not in doc:
-        return Plan(load_suite(name_or_path, overrides))
+        return Plan(list(dict.fromkeys(spec for _, specs in grids for spec in specs)))
     if "lr" in (overrides or {}):
         raise ConfigError(f"suite {str(path)!r} chooses each activation's learning rate ([tune]): drop --lr")
     default, seeds = _tune_table(doc, path)
     plan = Plan([], {}, seeds)
-    for i, grid in enumerate(doc.get("grid", [{}]), start=1):
+    for i, (grid, specs) in enumerate(grids, start=1):
         where = f"suite {str(path)!r} grid {i}: {GRID_TUNE_KEY}"
         rates = _rates(grid[GRID_TUNE_KEY], where) if GRID_TUNE_KEY in grid else default
         if rates is None:
             raise ConfigError(f"suite {str(path)!r} grid {i}: no rates to tune (give [tune] lr or {GRID_TUNE_KEY})")
-        for spec in load_suite(name_or_path, overrides, only_grid=i - 1):
-            plan.specs.append(spec)
-            plan.grids[spec.key] = rates
+        plan.specs += specs
+        plan.grids.update(dict.fromkeys((s.key for s in specs), rates))
     if overlap := sorted({s.seed for s in plan.specs} & set(seeds)):
         raise ConfigError(f"suite {str(path)!r}: tuning seeds {overlap} are also evaluation seeds; choose others")
     plan.specs = list(dict.fromkeys(plan.specs))

@@ -91,13 +91,14 @@ def _body(args: argparse.Namespace) -> int:
     import torch  # the paths and their tables: not needed for --help
 
     from bench.harness import data
+    from bench.harness.loop import device_name
     from bench.harness.throughput import matmul_gflops
 
     _check(args)
     data_dir = data.resolve_data_dir(args.data_dir)
     data.load("mnist", data_dir)
     paths = _paths(args, data_dir)
-    where = _device_name(args.spec.device)
+    where = f"{args.spec.device}: {device_name(args.spec.device)}"
     print(f"{where}; threads: {torch.get_num_threads()}; {args.rounds} round(s) of {len(paths)} paths", file=sys.stderr)
     peaks: list[float] = []
     rates: list[list[float]] = [[] for _ in paths]
@@ -142,12 +143,6 @@ def _body(args: argparse.Namespace) -> int:
     )
     print(f"written {args.out}", file=sys.stderr)
     return 0
-
-
-def _device_name(device: str) -> str:
-    from bench.harness.loop import environment
-
-    return f"{device}: {environment(device)['device_name']}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,16 +57,12 @@ def environment(device: str) -> dict:
         package = version("actbench")
     except PackageNotFoundError:
         package = "unknown"
-    if device.startswith("cuda"):
-        device_name = torch.cuda.get_device_name(torch.device(device))
-    else:
-        device_name = cpu_name()
     return {
         "actbench_version": package,
         "git_sha": git_sha(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
-        "device_name": device_name,
+        "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "host": socket.gethostname(),
@@ -76,6 +72,11 @@ def environment(device: str) -> dict:
         "schema_version": RECORD_SCHEMA,
         **(cuda_settings() if device.startswith("cuda") else {}),
     }
+
+
+def device_name(device: str) -> str:
+    """The GPU's name on CUDA, else the processor's model."""
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else cpu_name()
 
 
 @functools.cache

@@ -14,7 +14,7 @@ import pandas as pd
 from activations import errors
 from bench import provenance
 from bench.analysis import frames, tuning
-from bench.config import DEFAULT_STORE, Plan, RunSpec, load_plan, setting_id, suite_description, suite_path
+from bench.config import BUNDLE_FILE, DEFAULT_STORE, Plan, RunSpec, load_plan, setting_id, suite_description, suite_path
 from bench.report import page
 from bench.report.context import Context, ReportError, context
 from bench.runs import bundle, results
@@ -70,7 +70,7 @@ def build(
     readme = page.write(ctx, sections)
     tuning_keys = [] if ctx.tuning_runs is None else ctx.tuning_runs["key"].tolist()
     keys = [*ctx.runs["key"], *tuning_keys]  # a tuned suite's tuning runs travel with it: its choices re-made
-    bundle.write(store, keys, ctx.out / page.BUNDLE, ctx.suite, provenance.git_sha())
+    bundle.write(store, keys, ctx.out / BUNDLE_FILE, ctx.suite, provenance.git_sha())
     return readme
 
 

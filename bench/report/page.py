@@ -18,11 +18,10 @@ import seaborn as sns
 import activations
 from bench import checks, provenance
 from bench.analysis import claims, frames
-from bench.config import Status
+from bench.config import BUNDLE_FILE, Status
 from bench.report import comparisons, figures, grids, tables
 from bench.report.context import Context
 
-BUNDLE = "runs.jsonl.gz"  # the runs themselves, written beside the page by the report command (bench/runs/bundle.py)
 CLAIMS_SUITE = "seed-claims"  # the suite whose report has a verdict per textbook claim (bench/analysis/claims/)
 
 MAX_LISTED = 20
@@ -136,9 +135,9 @@ def section_files(ctx: Context) -> str:
         "## Files\n\n- [results.csv](results.csv): one row per run, every status, every recorded field.\n"
         "- [summary.csv](summary.csv): one row per configuration: n, mean, interval and counts of final test "
         "accuracy.\n"
-        f"- [{BUNDLE}]({BUNDLE}): every run with its per-epoch and per-layer rows, the data this report is made "
-        f"from (format: `bench/runs/bundle.py`); `python -m bench.bundle import reports/{ctx.suite}` loads it into a "
-        f"store, and `python -m bench.report --suite {ctx.suite}` then rebuilds this report.\n"
+        f"- [{BUNDLE_FILE}]({BUNDLE_FILE}): every run with its per-epoch and per-layer rows, the data this report is "
+        f"made from (format: `bench/runs/bundle.py`); `python -m bench.bundle import reports/{ctx.suite}` loads it "
+        f"into a store, and `python -m bench.report --suite {ctx.suite}` then rebuilds this report.\n"
     )
 
 

@@ -30,12 +30,11 @@ from typing import Any
 
 from activations.errors import InputError, Parser
 from activations.errors import main as run_main
-from bench.config import DEFAULT_STORE
+from bench.config import BUNDLE_FILE, DEFAULT_STORE
 from bench.runs.store import EPOCH_COLUMNS, LAYER_COLUMNS, Store
 
 FORMAT = "actbench-runs"
 VERSION = 1
-FILENAME = "runs.jsonl.gz"
 
 
 class BundleError(InputError):
@@ -97,7 +96,7 @@ def write(store: str | Path, keys: Iterable[str], path: str | Path, suite: str, 
 def bundle_path(where: str | Path) -> Path:
     """The bundle file of a published report folder (``reports/default``), or the file itself."""
     where = Path(where)
-    return where / FILENAME if where.is_dir() or not where.suffix else where
+    return where / BUNDLE_FILE if where.is_dir() or not where.suffix else where
 
 
 Run = tuple[dict, list[dict], list[dict], str | None]  # (record, epochs, layers, finished_at), as Store.save takes

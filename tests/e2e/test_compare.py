@@ -12,11 +12,10 @@ import pytest
 from test_report import TINY
 
 from bench import compare
-from bench.config import load_suite
+from bench.config import BUNDLE_FILE, load_suite
 from bench.report import command
 from bench.run import main as run_main
-from bench.runs import bundle
-from bench.runs import results as frames
+from bench.runs import bundle, results
 from bench.runs.store import Store
 
 PLUGIN = """import torch
@@ -90,8 +89,8 @@ def test_a_plugin_is_ranked_among_the_published_field_and_follows_its_code(tmp_p
     assert any(p.name.startswith("forest_cmp_act") for p in (out / "figures").iterdir())
 
     specs = load_suite(str(published["suite"]))
-    control = frames.suite_runs([s for s in specs if s.activation == "relu"], store)
-    theirs = frames.suite_runs(specs, published["folder"].parents[1] / "published.sqlite")
+    control = results.suite_runs([s for s in specs if s.activation == "relu"], store)
+    theirs = results.suite_runs(specs, published["folder"].parents[1] / "published.sqlite")
     theirs.runs["diverged_epoch"] = float("nan")  # as where another run diverged: None there is NaN here
     assert compare.drift(theirs, control)["identical"].tolist() == [True, True]
 
@@ -111,7 +110,7 @@ def test_a_plugin_is_ranked_among_the_published_field_and_follows_its_code(tmp_p
 
 def test_a_perturbed_baseline_is_reported_as_drift_and_relu_pairs_use_the_control(tmp_path, published):
     (published["plugins"] / "drift_act.py").write_text(PLUGIN.format(beta=1.2))
-    lines = gzip.decompress((published["folder"] / bundle.FILENAME).read_bytes()).decode().splitlines()
+    lines = gzip.decompress((published["folder"] / BUNDLE_FILE).read_bytes()).decode().splitlines()
     changed = []
     for i, text in enumerate(lines[1:], start=1):
         run = json.loads(text)
@@ -123,7 +122,7 @@ def test_a_perturbed_baseline_is_reported_as_drift_and_relu_pairs_use_the_contro
     assert len(changed) == 1
     folder = tmp_path / "perturbed" / "tiny"
     folder.mkdir(parents=True)
-    (folder / bundle.FILENAME).write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    (folder / BUNDLE_FILE).write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     store, out = tmp_path / "mine.sqlite", tmp_path / "out"
     proc = compare_cli(published, "drift_act:MyAct", store=store, out=out, folder=folder)
     assert proc.returncode == 0, proc.stderr
@@ -168,11 +167,11 @@ def test_bad_input_is_one_line_before_anything_is_written(tmp_path, published, c
     assert "one of suite" in one_line(capsys, ["tanh", *base])
     missing = [*base[:-1], str(tmp_path / "nothing")]
     assert "no published runs at" in one_line(capsys, ["bad_acts:MyAct", *missing])
-    header, *rest = gzip.decompress((published["folder"] / bundle.FILENAME).read_bytes()).decode().splitlines()
+    header, *rest = gzip.decompress((published["folder"] / BUNDLE_FILE).read_bytes()).decode().splitlines()
     newer = tmp_path / "newer"
     newer.mkdir()
     head = json.dumps({**json.loads(header), "version": bundle.VERSION + 1})
-    (newer / bundle.FILENAME).write_bytes(gzip.compress("\n".join([head, *rest]).encode()))
+    (newer / BUNDLE_FILE).write_bytes(gzip.compress("\n".join([head, *rest]).encode()))
     err = one_line(capsys, ["bad_acts:MyAct", *base[:-1], str(newer)])
     assert "newer than this actbench" in err and "make bench SUITE=tiny" in err
     assert not store.exists() and not (tmp_path / "out").exists()
