@@ -16,6 +16,7 @@ FAMILIES = (
     "rectifier",
     "exponential",
     "smooth-gated",
+    "gated-linear",
     "periodic",
     "bounded-piecewise",
     "other",

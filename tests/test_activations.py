@@ -54,6 +54,16 @@ REFERENCES = {
     "maxout": lambda x: x.reshape(x.shape[0], -1, 2).max(axis=-1),
     "maxout_matched": lambda x: x.reshape(x.shape[0], -1, 2).max(axis=-1),  # the function of maxout; the net narrows
 }
+# gated linear units: the first half of the features times a gate of the second half (Shazeer 2020)
+GATES = {
+    "glu": expit,
+    "reglu": REFERENCES["relu"],
+    "geglu": lambda x: 0.5 * (1 + erf(x / np.sqrt(2))) * x,
+    "swiglu": REFERENCES["silu"],
+}
+for _name, _gate in GATES.items():
+    for _variant in (_name, f"{_name}_matched"):  # the matched variant is the same function in a narrower network
+        REFERENCES[_variant] = lambda x, g=_gate: x[:, : x.shape[1] // 2] * g(x[:, x.shape[1] // 2 :])
 
 NAMES = activations.names()
 KINKS = torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0, 6.0], dtype=torch.float64)

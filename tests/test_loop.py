@@ -2,6 +2,7 @@
 early stopping and resuming."""
 
 import dataclasses
+import platform
 
 import pandas as pd
 import pytest
@@ -52,6 +53,30 @@ def test_training_learns_and_records_everything(relu_run):
             (epoch, 1, m) for m in ("grad_norm", "act_mean", "act_std", "dead_frac", "saturated_frac")
         } <= probe_metrics
         assert (epoch, 2, "grad_norm") in probe_metrics  # the classifier
+
+
+X86 = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="flushing denormals needs x86 (SSE3)")
+
+
+@X86
+def test_flushing_denormals_is_measured_and_given_back():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # this process's other threads may predate the flush; one thread is all its own
+    try:
+        assert not loop.denormals_flushed()
+        with loop.flush_denormals(torch.device("cpu")) as flushed:
+            assert flushed and loop.denormals_flushed()
+        assert not loop.denormals_flushed()  # the run gives the setting back
+    finally:
+        torch.set_num_threads(threads)
+
+
+@X86
+def test_a_suites_runs_flush_denormals_on_every_thread_and_record_it(small, tmp_path, data_dir):
+    spec = dataclasses.replace(small, epochs=1)
+    with Store(tmp_path / "s.sqlite") as store:
+        execute([spec], store, data_dir=data_dir, progress=False, threads=2)
+        assert store.runs().iloc[0]["flush_denormal"] == True  # noqa: E712 (a numpy bool)
 
 
 def test_same_spec_twice_is_bit_identical(relu_run, small, data_dir):

@@ -63,15 +63,16 @@ def _count(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+@pytest.mark.parametrize("wide", ["maxout", "glu", "reglu", "geglu", "swiglu"])
 @pytest.mark.parametrize("model", ["mlp", "deep_mlp", "cnn"])
-def test_maxout_matched_has_relus_parameter_count_within_one_width_step(model):
-    relu, maxout, matched = (build(model, a) for a in ("relu", "maxout", "maxout_matched"))
-    assert _count(maxout) > 1.9 * _count(relu)
+def test_a_matched_variant_has_relus_parameter_count_within_one_width_step(model, wide):
+    relu, unmatched, matched = (build(model, a) for a in ("relu", wide, f"{wide}_matched"))
+    assert _count(unmatched) > 1.9 * _count(relu)
     assert abs(_count(matched) - _count(relu)) <= 0.02 * _count(relu)
     # no network with every width scaled by one factor comes closer (brute force over the scale, step 1/400)
     hidden, channels = models.DEFAULT_HIDDEN[model], models.DEFAULT_CHANNELS.get(model, ())
     best = min(
-        abs(_count(build(model, "maxout", hidden=scale(hidden, s), channels=scale(channels, s))) - _count(relu))
+        abs(_count(build(model, wide, hidden=scale(hidden, s), channels=scale(channels, s))) - _count(relu))
         for s in np.arange(0.5, 0.9, 1 / 400)
     )
     assert abs(_count(matched) - _count(relu)) <= best

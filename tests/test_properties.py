@@ -127,6 +127,15 @@ def test_maxout_card_from_its_statistics():
     assert card.monotonic is None and math.isnan(card.max_abs_df)
 
 
+@pytest.mark.parametrize("gated, gate", [("glu", "sigmoid"), ("reglu", "relu"), ("geglu", "gelu"), ("swiglu", "silu")])
+def test_a_gated_units_card_follows_from_its_gate(gated, gate):
+    """a*g(b) with a, b independent N(0, 1): mean 0 and E[(a g(b))^2] = E[g(b)^2], so the gain is the gate's own."""
+    card, of_gate = activations.card(gated), activations.card(gate)
+    assert card.width_factor == 0.5 and card.family == "gated-linear" and card.monotonic is None
+    assert card.mean == pytest.approx(0.0, abs=3e-3) and card.zero_centred
+    assert card.gain == pytest.approx(of_gate.gain, rel=3e-3)
+
+
 def test_learnable_count_and_cost_ratio_are_measured():
     assert activations.card("prelu").learnable == 1
     card = activations.card("tanh", timing=True)

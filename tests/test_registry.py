@@ -26,6 +26,7 @@ def test_builtin_names_from_the_issue_are_all_registered():
     ).split()
     assert set(wanted) <= set(activations.names(source="builtin"))
     custom = "swish_beta lecun_tanh penalized_tanh isrlu squareplus bent_identity abs gaussian sine maxout".split()
+    custom += "glu reglu geglu swiglu".split()
     assert set(custom) <= set(activations.names(source="custom"))
 
 

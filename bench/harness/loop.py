@@ -37,6 +37,7 @@ EVAL_BATCH = 1000
 PROBE_SIZE = 512
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 AUGMENT_SEED_OFFSET = 7919  # augmentation draws get their own stream, apart from the batch order's
+DENORMAL_BITS = 1 << 20  # the int32 bits of a float32 denormal (1.5e-39), made without float arithmetic
 # cuBLAS reads its workspace setting when a process first uses it: set here, before any run of this process starts
 # CUDA, so that CUDA matrix products are deterministic (a value the user set is kept). No effect on the CPU.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -125,6 +126,32 @@ def reproducible(device: torch.device):
         torch.backends.cuda.matmul.allow_tf32, fill.fill_uninitialized_memory = matmul_tf32, filled
 
 
+def denormals_flushed() -> bool:
+    """Whether float32 denormals are flushed to zero on every thread torch uses now, measured: a multiply of denormals
+    large enough to be spread over all of torch's threads gives zero bits only where each thread flushes."""
+    x = torch.full((1 << 20,), DENORMAL_BITS, dtype=torch.int32).view(torch.float32)
+    return bool(x.mul(1.0).view(torch.int32).eq(0).all())
+
+
+@contextlib.contextmanager
+def flush_denormals(device: torch.device):
+    """On the CPU, float32 denormals flush to zero for the run (where the CPU can: x86 with SSE3): arithmetic on them is
+    up to 100x slower, and weights that weight decay shrinks towards zero reach them (the L2 claim's runs took 30 s an
+    epoch instead of 1 s). Yields whether every thread flushes (recorded with the run). The setting is per thread and a
+    thread inherits it from the thread that starts it: the pool's workers set it before torch starts its threads
+    (``executors._start_worker``); here it is set for this thread and restored after the run. None on CUDA."""
+    if device.type != "cpu":
+        yield None
+        return
+    before = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield denormals_flushed()
+    finally:
+        if not before:
+            torch.set_flush_denormal(False)
+
+
 def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
     """The spec's network with the spec's activation and initializer, on the CPU, before any training."""
     act_layer = functools.partial(activations.create, spec.activation)
@@ -173,6 +200,7 @@ class RunState:
     error: str | None = None
     diverged_epoch: int | None = None
     epochs_run: int = 0
+    flush_denormal: bool | None = None
     train_seconds: float = 0.0
     seen: int = 0
 
@@ -308,6 +336,7 @@ class RunState:
             "peak_memory_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             "started_at": self.started_at,
             **environment(spec.device),
+            "flush_denormal": self.flush_denormal,
         }
 
 
@@ -324,8 +353,13 @@ def run(
     splits = data.load(spec.dataset, data_dir, device=device, download=download)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), reproducible(device):
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        reproducible(device),
+        flush_denormals(device) as flushed,
+    ):
         state = RunState.start(spec, splits, started, started_at)
+        state.flush_denormal = flushed
         state.evaluate(0)  # the starting point of every curve, and gradients at initialisation
         for epoch in range(1, spec.epochs + 1):
             lr = state.optimizer.param_groups[0]["lr"]

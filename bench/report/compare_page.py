@@ -58,7 +58,8 @@ def against(ctx: Context, name: str) -> pd.DataFrame:
     )
 
 
-ENVIRONMENT = ("device", "device_name", "cpu_capability", "threads", "torch_version")  # what changes float rounding
+# what changes float rounding
+ENVIRONMENT = ("device", "device_name", "cpu_capability", "flush_denormal", "threads", "torch_version")
 
 
 def _environment(runs: pd.DataFrame) -> str:

@@ -114,6 +114,8 @@ def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
     dates = f"{started.iloc[0]} to {started.iloc[-1]} (run start times)" if len(started) else "not recorded"
     recorded = "cpu_capability" in runs.columns and runs["cpu_capability"].notna().any()
     capability = f", CPU kernels {values(runs, 'cpu_capability')}" if recorded else ""
+    if "flush_denormal" in runs.columns and runs["flush_denormal"].notna().any():
+        capability += f", denormals flushed {values(runs, 'flush_denormal')}"
     rows = [
         ("Command", f"`{command}`"),
         ("Git SHA", values(runs, "git_sha") + sha_note + (" (uncommitted changes)" if dirty else "")),

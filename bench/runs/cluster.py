@@ -43,6 +43,7 @@ def check(threads: int, gpus_per_run: float, address: str | None = None):
 def _task(spec: RunSpec, data_dir: str | None, download: bool, threads: int) -> loop.RunResult:
     import torch
 
+    torch.set_flush_denormal(True)  # before torch starts its threads where it has not yet (see loop.flush_denormals)
     torch.set_num_threads(threads)
     return loop.attempt(spec, data_dir, download=download)
 

@@ -184,6 +184,7 @@ def _start_worker(threads: int, events) -> None:
 
     global _events
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_flush_denormal(True)  # before torch starts its threads, which inherit it (see loop.flush_denormals)
     torch.set_num_threads(threads)
     _events = events
     threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
