@@ -277,8 +277,8 @@ def _pool(
             _drain(events, progress)
             broken = any(_died(f) for f in done)
             if broken:  # a worker died: the pool is unusable, and every run in flight is settled by its shutdown
+                pool.shutdown(wait=True, cancel_futures=True)  # joins the workers: their exit codes are known after
                 how = _death(processes.values())
-                pool.shutdown(wait=True, cancel_futures=True)
                 done = set(flight)
             retried = []
             for future in done:
