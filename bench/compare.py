@@ -14,6 +14,7 @@ property card beside ReLU's, GELU's and SiLU's, and its cost and memory against 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 import tempfile
@@ -22,12 +23,14 @@ from typing import TYPE_CHECKING
 
 import activations
 from activations import errors
-from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Status, load_plan, load_suite, suite_path
-from bench.run import split_list
+from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Plan, RunSpec, Status, load_plan, load_suite, suite_path
+from bench.run import split_list, train
 from bench.runs import bundle
 from bench.runs.store import Store
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from bench.analysis import frames
 
 CONTROL = "relu"
@@ -142,8 +145,10 @@ def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
     )
 
 
-def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.SuiteRuns]:
-    """The suite's published runs, loaded from its bundle into a store in ``folder``."""
+def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.SuiteRuns, pd.DataFrame | None]:
+    """The suite's published runs, loaded from its bundle into a store in ``folder``; for a tuned suite its evaluation
+    runs at their chosen rates (the bundle carries the tuning runs that choose them) and the choices."""
+    from bench.report.command import evaluation
     from bench.runs import results
 
     path = folder / "published.sqlite"
@@ -152,10 +157,11 @@ def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.Suit
         raise bundle.BundleError(
             f"{bundle.bundle_path(where)} holds suite {header.get('suite')!r}, not {suite!r}; pass --published DIR"
         )
-    found = results.suite_runs(load_suite(suite), path)
+    specs, choices, _ = evaluation(load_plan(suite), path)
+    found = results.suite_runs(specs, path)
     if CONTROL not in set(found.runs["activation"]):
         raise bundle.BundleError(f"{bundle.bundle_path(where)} has no {CONTROL} runs to compare with")
-    return header, found
+    return header, found, choices
 
 
 def _expected(todo: list, published: frames.SuiteRuns) -> dict[str, float]:
@@ -169,28 +175,45 @@ def _expected(todo: list, published: frames.SuiteRuns) -> dict[str, float]:
     }
 
 
-def _plan(expected: dict[str, float], workers: int) -> str:
-    """The plan line: the runs to train and the expected time."""
+def _candidates(plan: Plan) -> list[RunSpec]:
+    """Every run a plan may train: its tuning runs with a rate past either edge of each grid, and its evaluation runs
+    at any of those rates (which one is known only once its tuning runs have trained); its runs if it is untuned."""
+    from bench.analysis import tuning
+
+    if not plan.tuned:
+        return plan.specs
+    past = {
+        k: tuple(sorted({*tuning.extended(g, "low"), *tuning.extended(g, "high")} - set(g)))
+        for k, g in plan.grids.items()
+    }
+    rates = {key: (*plan.grids[key], *past[key]) for key in plan.grids}
+    return [*plan.tuning(past), *(dataclasses.replace(s, lr=r) for s in plan.specs for r in rates[s.key])]
+
+
+def _plan(plan: Plan, control: list[RunSpec], expected: dict[str, float], workers: int) -> str:
+    """The plan line: the runs to train and the expected time (with tuning: without the rates past an edge)."""
+    runs = [*plan.tuning(), *plan.specs, *control]
+    minutes = sum(expected.get(s.key, 0.0) for s in runs) / workers / 60
+    tuned = f"{len(plan.tuning())} tuning runs, then " if plan.tuned else ""
     return (
-        f"{len(expected)} runs to train on {workers} worker(s): about {sum(expected.values()) / workers / 60:.1f} min, "
-        "from the published runs' times (ReLU's for the control, the average activation's for yours)"
+        f"{len(runs)} runs to train on {workers} worker(s) ({tuned}{len(plan.specs)} evaluation runs and "
+        f"{len(control)} control runs): about {minutes:.1f} min, from the published runs' times (ReLU's for the "
+        "control, the average activation's for yours)"
+        + ("; one tuning run more per setting whose best rate is at its grid's edge" if plan.tuned else "")
     )
 
 
 def _body(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from bench.harness import data
     from bench.report import compare_page
+    from bench.report.command import evaluation
     from bench.runs import results
     from bench.runs.executors import default_workers, execute
 
     names = list(dict.fromkeys(activations.canonical(s) for chunk in args.spec for s in split_list(chunk)))
-    if load_plan(args.suite).tuned:
-        raise ConfigError(
-            f"suite {args.suite!r} tunes each activation's learning rate ([tune]); bench.compare does not tune a new "
-            "activation yet: compare against a suite without a [tune] table"
-        )
-    suite_specs = load_suite(args.suite)
-    field = set(s.activation for s in suite_specs)
+    field = set(s.activation for s in load_suite(args.suite))
     for name in names:  # bad input: before any store is opened or anything trains
         activations.check(name)
         if name in field:
@@ -200,26 +223,27 @@ def _body(args: argparse.Namespace) -> int:
             )
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    new_specs = load_suite(args.suite, overrides={"activation": names, "device": args.device})
-    control_specs = load_suite(args.suite, overrides={"activation": CONTROL, "device": args.device})
+    plan = load_plan(args.suite, overrides={"activation": names, "device": args.device})  # tuned as the suite is
     where = Path(args.published or Path("reports") / suite_path(args.suite).stem)
     out = Path(args.out or Path("reports") / report_name(names))
-    for dataset in sorted({s.dataset for s in new_specs}):
+    for dataset in sorted({s.dataset for s in plan.specs}):
         data.load(dataset, args.data_dir, download=args.download)
     with tempfile.TemporaryDirectory(prefix="actbench-published-") as folder:
-        header, published = _published(where, args.suite, Path(folder))
+        header, published, choices = _published(where, args.suite, Path(folder))
+        # the control: ReLU's published evaluation runs (at its chosen rates in a tuned suite), trained here
+        control_specs = [dataclasses.replace(s, device=args.device) for s in published.specs if s.activation == CONTROL]
         with Store(args.store) as store:
             pub = {r["key"]: r for r in published.runs[["key", "started_at", "host"]].to_dict("records")}
             # The published runs themselves (imported into this store with bench.bundle): no control; train again.
             imported = [
                 s for s in control_specs if s.key in pub and _started(store.record(s.key)) == _started(pub[s.key])
             ]
-            specs = new_specs + control_specs
-            todo = [s for s in specs if not store.has(s.key) or s in imported]
-            workers = args.workers or default_workers(todo or specs, 1)
-            expected = _expected(todo, published)
+            candidates = _candidates(plan) + control_specs
+            todo = [s for s in candidates if not store.has(s.key) or s in imported]
+            workers = args.workers or default_workers(todo or candidates, 1)
+            expected = _expected(candidates, published)
             if not args.quiet:
-                print(_plan(expected, workers), file=sys.stderr)
+                print(_plan(plan, control_specs, expected, workers), file=sys.stderr)
             options = dict(
                 data_dir=args.data_dir,
                 download=args.download,
@@ -227,8 +251,14 @@ def _body(args: argparse.Namespace) -> int:
                 workers=workers,
                 expected=expected,
             )
+
+            def say(line: str) -> None:
+                if not args.quiet:
+                    print(line, file=sys.stderr, flush=True)
+
             try:
-                summary = execute(specs, store, **options)
+                summary = train(plan, store, say, **options)
+                summary.add(execute(control_specs, store, **options))
                 if imported:
                     summary.records += execute(imported, store, force=True, **options).records
                     summary.skipped -= len(imported)
@@ -239,6 +269,7 @@ def _body(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 130
+        new_specs, new_choices, _ = evaluation(plan, args.store)  # at the rates chosen here, in a tuned suite
         here = results.suite_runs(new_specs, args.store)
         control = results.suite_runs(control_specs, args.store)
         command = " ".join(
@@ -255,6 +286,7 @@ def _body(args: argparse.Namespace) -> int:
             out,
             command,
             timing=not args.no_timing,
+            choices=None if choices is None else pd.concat([choices, new_choices], ignore_index=True),
         )
     print(f"{summary.line()}; store: {args.store}", file=sys.stderr)
     print(f"report written to {readme}", file=sys.stderr)

@@ -298,7 +298,7 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> li
     return list(dict.fromkeys(spec for _, specs in grids for spec in specs))
 
 
-TUNE_KEYS = ("lr", "seeds")  # a [tune] table: the default grid of rates, the tuning seeds
+TUNE_KEYS = ("lr", "seeds", "shared")  # a [tune] table: the default grid of rates, the tuning seeds, shared-rate runs
 GRID_TUNE_KEY = "tune_lr"  # a [[grid]] table's own grid of rates
 
 
@@ -311,6 +311,7 @@ class Plan:
     specs: list[RunSpec]  # the evaluation runs, each at the suite's own rate until one is chosen
     grids: dict[str, tuple[float, ...]] = field(default_factory=dict)  # evaluation spec key -> its grid of rates
     tune_seeds: tuple[int, ...] = ()
+    shared: str | None = None  # a bundle of ``specs`` at the suite's own (shared) rates, to compare verdicts with
 
     @property
     def tuned(self) -> bool:
@@ -318,7 +319,9 @@ class Plan:
 
     def tuning(self, extra: dict[str, tuple[float, ...]] | None = None) -> list[RunSpec]:
         """The tuning runs, each once: every evaluation run's setting at every rate of its grid (and of ``extra``,
-        rates added past an edge, by the same key) and every tuning seed."""
+        rates added past an edge, by the same key) and every tuning seed; none for a suite that does not tune."""
+        if not self.tuned:
+            return []
         extra = extra or {}
         rates = {key: (*grid, *extra.get(key, ())) for key, grid in self.grids.items()}
         runs = (dataclasses.replace(s, lr=r, seed=t) for s in self.specs for r in rates[s.key] for t in self.tune_seeds)
@@ -340,8 +343,9 @@ def _rates(value: Any, where: str) -> tuple[float, ...]:
     return tuple(sorted(float(v) for v in value))
 
 
-def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | None, tuple[int, ...]]:
-    """A suite's ``[tune]`` table, checked: its default grid of rates (None if each grid gives its own) and seeds."""
+def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | None, tuple[int, ...], str | None]:
+    """A suite's ``[tune]`` table, checked: its default grid of rates (None if each grid gives its own), its seeds, and
+    the bundle of its runs at the shared rates (a path from the working directory, or None)."""
     tune = doc.pop("tune")
     if not isinstance(tune, dict):
         raise ConfigError(f"suite {str(path)!r}: [tune] must be a table with lr and seeds")
@@ -351,7 +355,10 @@ def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | No
     if not isinstance(seeds, list) or not seeds or not all(isinstance(t, int) and t >= 0 for t in seeds):
         raise ConfigError(f"suite {str(path)!r}: [tune] seeds must be a list of non-negative integers, got {seeds!r}")
     grid = _rates(tune["lr"], f"suite {str(path)!r}: [tune] lr") if "lr" in tune else None
-    return grid, tuple(dict.fromkeys(seeds))
+    shared = tune.get("shared")
+    if shared is not None and (not isinstance(shared, str) or not shared.strip()):
+        raise ConfigError(f"suite {str(path)!r}: [tune] shared must be the path of a runs bundle, got {shared!r}")
+    return grid, tuple(dict.fromkeys(seeds)), shared
 
 
 def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Plan:
@@ -363,8 +370,8 @@ def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Pla
         return Plan(list(dict.fromkeys(spec for _, specs in grids for spec in specs)))
     if "lr" in (overrides or {}):
         raise ConfigError(f"suite {str(path)!r} chooses each activation's learning rate ([tune]): drop --lr")
-    default, seeds = _tune_table(doc, path)
-    plan = Plan([], {}, seeds)
+    default, seeds, shared = _tune_table(doc, path)
+    plan = Plan([], {}, seeds, shared)
     for i, (grid, specs) in enumerate(grids, start=1):
         where = f"suite {str(path)!r} grid {i}: {GRID_TUNE_KEY}"
         rates = _rates(grid[GRID_TUNE_KEY], where) if GRID_TUNE_KEY in grid else default

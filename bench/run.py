@@ -263,7 +263,7 @@ def _dry_run(plan: Plan, store: str) -> int:
     return 0
 
 
-def _train(plan: Plan, store: Store, say: Callable[[str], None], **options: Any) -> Summary:
+def train(plan: Plan, store: Store, say: Callable[[str], None], **options: Any) -> Summary:
     """Train a plan: its runs; for a tuned suite the tuning runs first, then one rate past a grid's edge where the
     best is at it, then the evaluation runs at each setting's chosen rate."""
     from bench.runs.executors import execute
@@ -320,7 +320,7 @@ def _body(args: argparse.Namespace) -> int:
                 print(line, file=sys.stderr, flush=True)
 
         try:
-            summary = _train(
+            summary = train(
                 plan,
                 store,
                 say,

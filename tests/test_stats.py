@@ -334,6 +334,10 @@ def test_time_to_target_first_epoch_seconds_and_never():
     assert summary["epoch_mean"] == pytest.approx(1.5) and summary["seconds_mean"] == pytest.approx(3.0)
     # seconds 4.0 and 2.0: sd sqrt(2), sem 1, t 0.975 quantile with 1 degree of freedom 12.7062
     assert summary["seconds_ci_high"] == pytest.approx(3.0 + 12.706204736)
+    # ranked by speed, a run that never reached the target counts as never: epochs 2, 1, never, never
+    assert summary["epoch_median"] == np.inf and summary["seconds_median"] == np.inf
+    three = stats.time_to_target_summary(per_run.drop(index="crashed").reset_index()).iloc[0]
+    assert three["epoch_median"] == 2 and three["seconds_median"] == pytest.approx(4.0)  # 1, 2, never
 
 
 def test_layer_profile_means_over_seeds_per_layer():

@@ -1,6 +1,7 @@
 """The learning-rate choice on synthetic runs with a known best rate: validation only, broken runs worst, ties to the
 smaller rate, edges marked and extended; a suite's tuning phase ([tune]) from its file to its evaluation runs."""
 
+import dataclasses
 import math
 import re
 
@@ -11,7 +12,7 @@ import pytest
 from bench import compare
 from bench.analysis import tuning
 from bench.config import ConfigError, load_plan, load_suite
-from bench.report import command, comparisons
+from bench.report import command, comparisons, tuned
 from bench.run import main as run_main
 from bench.runs import bundle
 from bench.runs.store import Store
@@ -227,10 +228,81 @@ def test_a_tuned_suites_report_pairs_each_activation_at_its_rate_and_its_bundle_
     assert (rebuilt.parent / "summary.csv").read_bytes() == (readme.parent / "summary.csv").read_bytes()
 
 
-def test_compare_says_it_does_not_tune_a_new_activation_yet(tmp_path, data_dir, capsys):
+def test_compare_tunes_a_new_activation_as_the_suite_tuned_its_field(tmp_path, data_dir, capsys):
     suite = tmp_path / "tuned.toml"
     suite.write_text(TUNED)
-    argv = ["relu6", "--suite", str(suite), "--store", str(tmp_path / "s.sqlite"), "--data-dir", str(data_dir)]
-    assert compare.main(argv) == 2
-    assert "bench.compare does not tune a new activation yet" in capsys.readouterr().err
-    assert not (tmp_path / "s.sqlite").exists()
+    store = tmp_path / "published.sqlite"
+    assert run_main(["--suite", str(suite), "--store", str(store), "--data-dir", str(data_dir), "--quiet"]) == 0
+    published = command.build(str(suite), store, tmp_path / "reports", timing=False).parent
+    mine = tmp_path / "mine.sqlite"
+    argv = ["relu6", "--suite", str(suite), "--published", str(published), "--store", str(mine)]
+    argv += ["--data-dir", str(data_dir), "--out", str(tmp_path / "cmp"), "--no-timing"]
+    assert compare.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "2 tuning runs, then 2 evaluation runs and 2 control runs" in err
+    with Store(mine, readonly=True) as db:
+        runs = db.runs()
+    tuned = runs[runs["activation"].eq("relu6") & runs["seed"].eq(100)]
+    assert {1e-4, 1e-3} <= set(tuned["lr"]) and len(tuned) in (2, 3)  # its grid (and one step past an edge)
+    evaluation = runs[runs["activation"].eq("relu6") & runs["seed"].isin([0, 1])]
+    best = tuned.groupby("lr")["val_acc"].mean().idxmax()
+    assert len(evaluation) == 2 and set(evaluation["lr"]) == {best}  # at the rate its validation accuracy chose
+    with Store(store, readonly=True) as db:
+        relu = db.runs().query("activation == 'relu' and seed in [0, 1]")
+    control = runs[runs["activation"].eq("relu")]
+    assert set(control["lr"]) == set(relu["lr"]) and len(control) == 2  # ReLU's published chosen rate, not retuned
+    text = (tmp_path / "cmp" / "README.md").read_text()
+    assert "## Learning rates" in text and "| mnist/mlp |" in text
+    assert "**The control matched.**" in text  # the control reproduces the published ReLU runs bit for bit
+    # relu6 paired with every published activation, each at its own rate
+    comparison = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    assert set(comparison["versus"]) == {"relu", "tanh"} and set(comparison["n_pairs"]) == {2}
+
+
+def _save(db: Store, spec, val: float, test: float) -> None:
+    """A run of ``spec`` ending at validation accuracy ``val`` and test accuracy ``test`` (2 epochs of 1.5 s)."""
+    record = {"key": spec.key, "status": "ok", "error": None, **spec.flat(), "val_acc": val, "test_acc": test}
+    record.update(train_acc=test, git_sha="feedc0de", wall_seconds=3.0, started_at="2025-01-01T00:00:00+00:00")
+    epochs = [{"epoch": e, "split": "train", "metric": "seconds", "value": 1.5} for e in (1, 2)]
+    for epoch in range(3):
+        for split, final in (("val", val), ("test", test)):
+            acc = 0.1 + (final - 0.1) * epoch / 2
+            epochs += [
+                {"epoch": epoch, "split": split, "metric": m, "value": v} for m, v in (("acc", acc), ("loss", 1 - acc))
+            ]
+    layers = [{"epoch": e, "layer": 1, "name": "fc1", "metric": "grad_norm", "value": 0.5} for e in range(3)]
+    db.save(record, epochs, layers)
+
+
+def test_the_report_names_each_verdict_that_tuning_flips(tmp_path):
+    """At the shared rate 1e-3 tanh is worse than ReLU (every seed 5 pt lower); tuned, it chooses 3e-4 on validation
+    and ties with ReLU there: one verdict flips, worse -> tied, and the section says which and at what rates."""
+    suite = tmp_path / "tuned.toml"
+    shared = tmp_path / "shared-rate"
+    text = TUNED.replace("seeds = 2", "seeds = 3\nlr = 1e-3").replace(
+        "lr = [1e-4, 1e-3]", "lr = [1e-4, 3e-4, 1e-3, 3e-3]"
+    )
+    text = text.replace("seeds = [100]", f"seeds = [100]\nshared = '{shared}'")
+    suite.write_text(text)
+    plan = load_plan(str(suite))
+    best = {"relu": 1e-3, "tanh": 3e-4}  # inside the grid: no edge to extend
+    with Store(tmp_path / "shared.sqlite") as db:
+        for spec in plan.specs:  # every activation at the shared rate
+            _save(db, spec, 0.9, 0.95 - (0.05 + 0.001 * spec.seed if spec.activation == "tanh" else 0.0))
+    bundle.write(tmp_path / "shared.sqlite", [s.key for s in plan.specs], shared / "runs.jsonl.gz", "tuned", "c0ffee")
+    store = tmp_path / "s.sqlite"
+    with Store(store) as db:
+        for spec in plan.tuning():
+            _save(db, spec, 0.95 if spec.lr == best[spec.activation] else 0.9, 0.5)
+        for spec in plan.specs:
+            tie = 0.001 * (spec.seed - 1) if spec.activation == "tanh" else 0.0  # -0.1, 0, +0.1 pt: no evidence
+            _save(db, dataclasses.replace(spec, lr=best[spec.activation]), 0.95, 0.95 + tie)
+    page = command.build(str(suite), store, tmp_path / "out", timing=False, sections=[tuned.section_flips])
+    out = page.read_text()
+    assert "## What tuning changed" in out and "c0ffee" in out and "1 verdict of 1 comparison changed" in out
+    assert "| mnist/mlp | 1 | 1 | 0 | 1 | 1 |" in out  # compared, differ shared, differ tuned, changed, own rate
+    assert re.search(r"\| mnist/mlp \| tanh \| worse, -5\.10 pt \[[^]]+\] \| tied, \+0\.00 pt", out)
+    assert "| 0.001 -> 0.0003 (0.001) |" in out
+    suite.write_text(text.replace(str(shared), str(tmp_path / "nowhere")))  # the shared runs missing: said, no crash
+    out = command.build(str(suite), store, tmp_path / "out2", timing=False, sections=[tuned.section_flips]).read_text()
+    assert "No runs at the shared rates to compare with" in out and "nowhere" in out

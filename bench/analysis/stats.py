@@ -340,11 +340,16 @@ def time_to_target(
 
 
 def time_to_target_summary(per_run: pd.DataFrame, by: Columns = None, confidence: float = 0.95) -> pd.DataFrame:
-    """Per configuration of a :func:`time_to_target` table: n_runs (any status), n_reached, and the mean and t
-    interval of epochs and seconds over the runs that reached the target (conditional on reaching it)."""
+    """Per configuration of a :func:`time_to_target` table: n_runs (any status), n_reached; the median epochs and
+    seconds over all its runs with a run that never reached the target counted as never (infinite: a median of inf
+    means most runs never reached it), which is what ranks by speed; and the mean and t interval over the runs that
+    reached it (conditional on reaching it)."""
     keys = _columns(per_run, by)
-    out = per_run.groupby(keys, dropna=False).agg(n_runs=("key", "size"), n_reached=("epoch_to_target", "count"))
+    grouped = per_run.groupby(keys, dropna=False)
+    out = grouped.agg(n_runs=("key", "size"), n_reached=("epoch_to_target", "count"))
     for column, prefix in (("epoch_to_target", "epoch"), ("seconds_to_target", "seconds")):
+        never = per_run.assign(_never=per_run[column].fillna(np.inf))  # a run that never reached it: never
+        out[f"{prefix}_median"] = never.groupby(keys, dropna=False)["_never"].median()
         described = _describe(per_run, keys, column, confidence)
         out = out.join(described[["mean", "ci_low", "ci_high"]].add_prefix(f"{prefix}_"))
     return out.reset_index()

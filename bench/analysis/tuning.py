@@ -28,7 +28,8 @@ def scores(runs: pd.DataFrame, setting: Sequence[str], metric: str = METRIC) -> 
     """Per setting, activation and rate: the mean of ``metric`` over its tuning seeds (``score``; -inf if any run
     diverged or failed, so that such a rate is never chosen over one that trains), the seed count and broken runs."""
     keys = [*setting, "activation", "lr"]
-    value = pd.to_numeric(runs[metric], errors="coerce").where(runs["status"].eq(Status.OK))
+    recorded = runs[metric] if metric in runs.columns else pd.Series(np.nan, index=runs.index)  # none finished ok
+    value = pd.to_numeric(recorded, errors="coerce").where(runs["status"].eq(Status.OK))
     frame = runs[keys].assign(_value=value, _broken=~np.isfinite(value))  # not ok, or no finite value
     grouped = frame.groupby(keys, dropna=False)
     out = grouped.agg(n_seeds=("_value", "size"), n_broken=("_broken", "sum"), score=("_value", "mean"))

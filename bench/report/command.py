@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def evaluation(plan: Plan, store: str | Path) -> tuple[list[RunSpec], pd.DataFra
     (in the bundle and the sensitivity figure, not in the tables of the evaluation runs)."""
     if not plan.tuned:
         return plan.specs, None, None
-    stored = results.runs(store) if Path(store).exists() else pd.DataFrame(columns=["key", "status"])
+    if not Path(store).exists():  # nothing chosen yet: every evaluation run missing, as the store will say
+        return plan.specs, pd.DataFrame(columns=["activation", "lr", "edge", "grid"]), None
+    stored = results.runs(store)
     extra = tuning.extensions(plan, stored)
     ready, waiting, chosen = tuning.evaluation(plan, stored, extra)
     by_setting = chosen.set_index("setting")
@@ -54,7 +57,21 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
     command = command or f"python -m bench.run --suite {suite}"
     ctx = context(name, suite_description(suite), found, Path(out) / name, command, timing, choices=choices)
     ctx.tuning_runs = tuning_runs
+    if plan.shared:
+        ctx.shared_runs, ctx.shared_source = shared(plan)
     return ctx
+
+
+def shared(plan: Plan) -> tuple[pd.DataFrame | None, str]:
+    """A tuned suite's evaluation runs at its shared rates, from the bundle its ``[tune]`` table names (read through a
+    scratch store, as an import would), and where they came from; (None, why) where the bundle cannot be read."""
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            header, _, _ = bundle.load(plan.shared, Path(scratch) / "shared.sqlite")
+            runs = results.suite_runs(plan.specs, Path(scratch) / "shared.sqlite").runs
+    except bundle.BundleError as exc:
+        return None, f"the suite's [tune] table names `{plan.shared}`, which cannot be read ({exc})"
+    return runs, f"`{plan.shared}` (git SHA `{header.get('git_sha', 'not recorded')}`)"
 
 
 def build(

@@ -152,6 +152,27 @@ def _ranks(ctx: Context, names: list[str]) -> pd.DataFrame:
     return table.assign(setting=ctx.label(table))
 
 
+def _rates_section(ctx: Context, names: list[str]) -> str:
+    """A tuned suite: the rate each compared activation chose per setting, beside ReLU's, on the suite's grid."""
+    if not ctx.tuned:
+        return ""
+    shown = [*names, CONTROL]
+    choices = ctx.choices[ctx.choices["activation"].isin(shown)].drop_duplicates([*ctx.setting_cols, "activation"])
+    choices = choices.assign(setting=ctx.label(choices).to_numpy())
+    rate = choices["lr"].map(lambda lr: f"{lr:g}") + choices["edge"].map(lambda e: f" ({e} edge)" if e else "")
+    table = choices.assign(rate=rate).pivot(index="setting", columns="activation", values="rate")
+    grids = sorted({", ".join(f"{r:g}" for r in grid) for grid in choices["grid"]})
+    note = (
+        f"The suite chooses each activation's learning rate on validation ([tune]), and {', '.join(names)} "
+        f"{'were' if len(names) > 1 else 'was'} tuned here the same way: the rate of its setting's grid "
+        f"({'; '.join(grids)}, one rate more past an edge where the best was at it) with the best final validation "
+        "accuracy on the suite's tuning seeds, then its evaluation seeds at that rate. Every comparison above pairs "
+        "each activation at its own chosen rate."
+    )
+    shown_cols = [c for c in shown if c in table.columns]
+    return "## Learning rates\n\n" + note + "\n\n" + tables.markdown_table(table[shown_cols].reset_index()) + "\n"
+
+
 def _rank_section(ranks: pd.DataFrame) -> str:
     shown = ranks[["activation", "setting", "rank", "rank_low", "rank_high", "n_items", "mean", "best", "excluded"]]
     note = (
@@ -198,16 +219,19 @@ def build(
     out: Path,
     command: str,
     timing: bool = True,
+    choices: pd.DataFrame | None = None,
 ) -> Path:
-    """Write ``out/README.md``, its figures and CSV files; return the README path."""
+    """Write ``out/README.md``, its figures and CSV files; return the README path. ``choices``: a tuned suite's chosen
+    rates (the published activations' and the new ones'), each activation then paired at its own rate."""
     matplotlib.use("Agg")
     control_text, matched = _control_section(drift, len(control.specs), published.runs, control.runs)
     # ReLU's runs are the published ones when the control matched them, else the control's (one environment)
     field = _join(published, here) if matched else _join(_join(published, drop=frozenset({CONTROL})), control, here)
     title = f"the compared activation{'s' if len(names) > 1 else ''}"
-    ctx = context(suite, "", field, out, command, timing, highlight=names)  # the suite's text is in its own report
+    # the suite's text is in its own report
+    ctx = context(suite, "", field, out, command, timing, highlight=names, choices=choices)
     ctx.highlight_why = f"{'are' if len(names) > 1 else 'is'} {title}"
-    local = context(suite, "", _join(here, control), out, command, timing, highlight=[])
+    local = context(suite, "", _join(here, control), out, command, timing, highlight=[], choices=choices)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (out / "figures").glob("*.png"):
         stale.unlink()
@@ -230,6 +254,7 @@ def build(
         sections = [
             intro,
             _verdicts(ctx, names, ranks, pairs, matched),
+            _rates_section(ctx, names),
             control_text,
             _rank_section(ranks),
             _forest_section(ctx, pairs, matched),

@@ -28,7 +28,7 @@ def section_findings(ctx: Context) -> str:
     references = {
         r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
     }
-    return findings.markdown(pairs(ctx), references)
+    return findings.markdown(pairs(ctx), references, speed_frame(ctx))
 
 
 def section_forest(ctx: Context) -> str:
@@ -72,11 +72,12 @@ def section_curves(ctx: Context) -> str:
     return "## Convergence\n\n" + "\n".join(parts)
 
 
-def section_speed(ctx: Context) -> str:
-    """Epochs and training seconds until validation accuracy first reaches a target set by the best activation."""
+def speed_frame(ctx: Context) -> pd.DataFrame:
+    """Per setting and activation, the time to the validation-accuracy target (``stats.time_to_target_summary`` with
+    ``setting`` and ``target``), fastest first by the median, never counted as never; empty if nothing to compare."""
     ok = ctx.runs[ctx.runs["status"].eq(Status.OK)]
     if ok.empty:
-        return ""
+        return pd.DataFrame()
     best = stats.summarize(ok, "val_acc", by=ctx.by).groupby(ctx.setting_cols, dropna=False)["mean"].max()
     per_run = []
     for setting, rows in ok.groupby(ctx.setting_cols, dropna=False):
@@ -84,16 +85,25 @@ def section_speed(ctx: Context) -> str:
         if pd.notna(target) and rows["activation"].nunique() > 1:  # a speed is compared with another activation's
             per_run.append(stats.time_to_target(ctx.epochs, rows, target).assign(target=target))
     if not per_run:
-        return ""
+        return pd.DataFrame()
     table = stats.time_to_target_summary(ctx.with_regularizer(pd.concat(per_run)), by=[*ctx.by, "target"])
     order = {a: i for i, a in enumerate(ctx.activations)}
     table = table.assign(setting=ctx.label(table), _order=table["activation"].map(order))
-    table = table.sort_values(["setting", "epoch_mean", "seconds_mean", "_order"], na_position="last")
+    return table.sort_values(["setting", "epoch_median", "seconds_median", "_order"], na_position="last")
+
+
+def section_speed(ctx: Context) -> str:
+    """Epochs and training seconds until validation accuracy first reaches a target set by the best activation."""
+    table = speed_frame(ctx)
+    if table.empty:
+        return ""
     note = (
         f"How fast each activation learns: the epochs, and the training seconds (evaluation excluded), until its "
         f"validation accuracy first reaches the target, {TARGET_SHARE:.0%} of the best activation's mean final "
-        "validation accuracy in that setting. Means are over the ok runs that reached it (*reached*: of the ok runs); "
-        "seconds were measured on the machine in the header, so compare them within this report only."
+        "validation accuracy in that setting. Sorted by the median over its ok runs, where a run that never reached "
+        "the target counts as never (*never*: most of its runs did not reach it); the means with their interval are "
+        "over the runs that reached it (*reached*: of the ok runs). Seconds were measured on the machine in the "
+        "header, so compare them within this report only."
     )
     return "## Time to a validation-accuracy target\n\n" + note + "\n\n" + tables.target_table(table) + "\n"
 

@@ -47,6 +47,8 @@ class Context:
     highlight: list[str] = field(default_factory=list)  # coloured in every figure when most activations are grey
     choices: pd.DataFrame | None = None  # a tuned suite: each setting's chosen rate (spec columns, lr, edge, grid)
     tuning_runs: pd.DataFrame | None = None  # a tuned suite's tuning runs (its bundle, the sensitivity figure)
+    shared_runs: pd.DataFrame | None = None  # a tuned suite's evaluation runs at the shared rates (kept as data)
+    shared_source: str = ""  # where they came from, or why there are none
     highlight_why: str = f"are the {HIGHLIGHTED} best and worst by mean rank over the settings"
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+BASELINE = "relu"
 MAX_NAMED = 8  # beyond this many activations in one sentence, the rest are counted
 CAPACITY_TOLERANCE = 0.01  # a parameter count within 1 % of ReLU's is the same capacity
 
@@ -104,8 +105,38 @@ def capacity_findings(tests: pd.DataFrame, wide: str = "maxout", matched: str = 
     return "\n".join(lines)
 
 
-def markdown(tests: pd.DataFrame, references: dict[str, str]) -> str:
-    """The section: a count over all settings, a bullet per setting, and the capacity comparison."""
+def speed_findings(tied: pd.DataFrame, speed: pd.DataFrame) -> str:
+    """Of the activations tied with ReLU on test accuracy in one setting, those that reach the validation target
+    sooner or later than ReLU by the median epochs (``speed``: that setting's rows of the time-to-target table, a run
+    that never reaches it counted as never)."""
+    median = speed.set_index("activation")["epoch_median"] if not speed.empty else pd.Series(dtype=float)
+    if BASELINE not in median.index or tied.empty:
+        return ""
+    relu = median[BASELINE]
+
+    def epochs(value: float) -> str:
+        return "never in most runs" if value == float("inf") else f"{value:g} epoch{'' if value == 1 else 's'}"
+
+    sooner = [a for a in tied["activation"] if median.get(a, float("nan")) < relu]
+    later = [a for a in tied["activation"] if median.get(a, float("nan")) > relu]
+    target = speed["target"].iloc[0]
+    parts = []
+    for names, word in ((sooner, "sooner"), (later, "later")):
+        if names:
+            listed = ", ".join(f"{a} ({epochs(median[a])})" for a in names[:MAX_NAMED])
+            more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+            parts.append(f"{word}: {listed}{more}")
+    if not parts:
+        return ""
+    return (
+        f"  - As accurate as ReLU (no evidence of a difference) but reaching the validation target ({target:.4f}) "
+        f"{'; '.join(parts)}, by median epochs over the seeds; ReLU: {epochs(relu)}."
+    )
+
+
+def markdown(tests: pd.DataFrame, references: dict[str, str], speed: pd.DataFrame | None = None) -> str:
+    """The section: a count over all settings, a bullet per setting (with ``speed``, the time-to-target table, the
+    tied activations that reach the validation target sooner or later than ReLU), and the capacity comparison."""
     tests = tests[tests.groupby("setting")["n_pairs"].transform("max") >= 2]  # settings with a comparison
     if tests.empty:
         return ""
@@ -120,7 +151,14 @@ def markdown(tests: pd.DataFrame, references: dict[str, str]) -> str:
         f"setting) is below 0.05. {scope}, {better + worse} of {counted(len(tested), 'comparison')} "
         f"{'differs' if better + worse == 1 else 'differ'} from ReLU: {better} better, {worse} worse."
     )
-    bullets = [setting_findings(s, tests[tests["setting"].eq(s)], references.get(s, "")) for s in settings]
+    bullets = []
+    for s in settings:
+        rows = tests[tests["setting"].eq(s)]
+        bullets.append(setting_findings(s, rows, references.get(s, "")))
+        if speed is not None and not speed.empty:
+            tied = rows[rows["n_pairs"].ge(2) & rows["better"].eq("no evidence")]
+            bullets.append(speed_findings(tied, speed[speed["setting"].eq(s)]))
+    bullets = [b for b in bullets if b]
     capacity = capacity_findings(tests)
     body = "\n".join([*bullets, capacity] if capacity else bullets)
     return f"## What this benchmark found\n\n{head}\n\n{body}\n"

@@ -3,10 +3,8 @@ gap, and gradient flow and unit health from the per-layer probes."""
 
 from __future__ import annotations
 
-import pandas as pd
-
-from bench.analysis import stats, tuning
-from bench.report import figures, findings, tables
+from bench.analysis import stats
+from bench.report import figures, tables
 from bench.report.context import Context
 
 BASELINE = figures.REFERENCE
@@ -110,67 +108,3 @@ def section_gradient_flow(ctx: Context) -> str:
     if not parts:
         return ""
     return "## Gradient flow and unit health\n\n" + "\n".join(parts)
-
-
-def section_tuning(ctx: Context) -> str:
-    """A tuned suite's chosen rates: per setting and activation, the rate its evaluation runs trained at."""
-    if not ctx.tuned or ctx.choices.empty:
-        return ""
-    choices = ctx.choices.drop_duplicates([*ctx.setting_cols, "activation"]).reset_index(drop=True)
-    choices = choices.assign(setting=ctx.label(choices).to_numpy())
-    shown = choices["lr"].map(lambda lr: f"{lr:g}") + choices["edge"].map(lambda e: f" ({e} edge)" if e else "")
-    table = choices.assign(rate=shown).pivot(index="activation", columns="setting", values="rate")
-    table = table.reindex([a for a in ctx.activations if a in table.index]).reset_index()
-    at_edge = choices[choices["edge"].ne("")]
-    grids = sorted({", ".join(f"{r:g}" for r in grid) for grid in choices["grid"]})
-    relu = choices[choices["activation"].eq(BASELINE)].set_index("setting")["lr"]
-    others = choices[choices["activation"].ne(BASELINE) & choices["setting"].isin(relu.index)]
-    differ = int(others["setting"].map(relu).ne(others["lr"]).sum())
-    return (
-        "## Learning rates, chosen per activation\n\n"
-        "Each activation trained at its own rate, chosen by the same rule for ReLU as for every other: the rate of "
-        "its setting's grid with the best mean final validation accuracy over the tuning seeds (a diverged or "
-        "failed run counts as worst; equal scores go to the smaller rate; the test split is never read), one rate "
-        f"more past the grid's edge where the best was at the edge. Grids: {'; '.join(grids)}. "
-        f"{differ} of {findings.counted(len(others), 'activation')} chose another rate than ReLU in the same setting; "
-        f"{len(at_edge)} {'is' if len(at_edge) == 1 else 'are'} still at an edge of the extended grid"
-        f"{' (the best rate may lie beyond it)' if len(at_edge) else ''}.\n\n"
-        + tables.markdown_table(table)
-        + "\n"
-        + _sensitivity(ctx)
-    )
-
-
-def _sensitivity(ctx: Context) -> str:
-    """A tuned suite's tuning runs: validation accuracy against rate per setting, and each activation's rank at its
-    best rate beside its rank over the whole grid (a rate where no run ended ok counts as 0 accuracy)."""
-    if ctx.tuning_runs is None or ctx.tuning_runs.empty:
-        return ""
-    runs = ctx.with_regularizer(ctx.tuning_runs)
-    val = stats.summarize(runs, "val_acc", by=[*ctx.by, "lr"])
-    val["setting"] = ctx.label(val).to_numpy()
-    caption = (
-        "Tuning runs: final validation accuracy against learning rate (log scale), mean over the tuning seeds with "
-        "95 % band. A flat curve is an activation that forgives its rate."
-    )
-    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette()), "tuning_sensitivity", caption)
-    score = tuning.scores(runs, ctx.setting_cols)  # as the choice scores: a rate with a broken run is worst
-    score = score.assign(setting=ctx.label(score).to_numpy(), score=score["score"].clip(lower=0.0))
-    per = score.groupby(["setting", "activation"])["score"]
-    ranks = pd.DataFrame({"best": per.max(), "over the grid": per.mean()}).reset_index()
-    for column in ("best", "over the grid"):
-        ranks[f"rank ({column})"] = ranks.groupby("setting")[column].rank(ascending=False, method="min").astype(int)
-    note = (
-        "Best and forgiving are different questions: each activation's mean validation accuracy at its best rate and "
-        "averaged over its grid (a rate where a tuning run diverged or failed counts as 0), with its rank by each "
-        "within the setting."
-    )
-    return (
-        "\n"
-        + figure
-        + "\n"
-        + note
-        + "\n\n"
-        + tables.markdown_table(ranks, {"best": ".4f", "over the grid": ".4f"})
-        + "\n"
-    )

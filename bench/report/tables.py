@@ -277,9 +277,20 @@ def target_table(summary: pd.DataFrame) -> str:
     shown = summary.assign(
         reached=[f"{r}/{n}" for r, n in zip(summary["n_reached"], summary["n_runs"], strict=True)],
         **{
+            "median epochs": summary["epoch_median"].map(lambda v: "never" if v == np.inf else f"{v:g}"),
+            "median train seconds": summary["seconds_median"].map(lambda v: "never" if v == np.inf else f"{v:.1f}"),
             "epochs [95 % CI]": interval(summary, "epoch_mean", "epoch_ci_low", "epoch_ci_high", ".2f"),
             "train seconds [95 % CI]": interval(summary, "seconds_mean", "seconds_ci_low", "seconds_ci_high", ".1f"),
         },
     )
-    columns = ["setting", "target", "activation", "reached", "epochs [95 % CI]", "train seconds [95 % CI]"]
+    columns = [
+        "setting",
+        "target",
+        "activation",
+        "reached",
+        "median epochs",
+        "median train seconds",
+        "epochs [95 % CI]",
+        "train seconds [95 % CI]",
+    ]
     return markdown_table(shown[columns], {"target": ".4f"})

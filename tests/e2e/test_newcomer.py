@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from bench.config import load_suite
+
 ENTRY_POINTS = [
     "bench.run",
     "bench.report",
@@ -128,7 +130,10 @@ def test_bad_input_is_caught_before_any_store_exists(tmp_path, acts, args, messa
 def test_a_command_line_seed_replaces_the_suites_seeds(tmp_path):
     out = python("-m", "bench.run", "--suite", "default", "--seed", "0", "--dry-run", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert all("seed=0" in line for line in out.stdout.splitlines())
+    lines = out.stdout.splitlines()
+    assert all("seed=0" in line for line in lines if "  eval  " in line)
+    assert all("seed=100" in line for line in lines if "  tune  " in line)  # the tuning seed is the suite's own
+    assert sum("  eval  " in line for line in lines) == len(load_suite("default")) // 5
 
 
 def test_a_failed_run_exits_1_and_the_summary_names_it(tmp_path, acts):

@@ -1,0 +1,168 @@
+"""The sections of a tuned suite's page: the chosen rates, how sensitive each activation is to its rate, and which
+verdicts tuning changed against the runs at the shared rates."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.analysis import stats, tuning
+from bench.report import figures, findings, tables
+from bench.report.comparisons import pairs
+from bench.report.context import Context
+
+BASELINE = figures.REFERENCE
+
+
+def section_tuning(ctx: Context) -> str:
+    """A tuned suite's chosen rates: per setting and activation, the rate its evaluation runs trained at."""
+    if not ctx.tuned or ctx.choices.empty:
+        return ""
+    choices = ctx.choices.drop_duplicates([*ctx.setting_cols, "activation"]).reset_index(drop=True)
+    choices = choices.assign(setting=ctx.label(choices).to_numpy())
+    shown = choices["lr"].map(lambda lr: f"{lr:g}") + choices["edge"].map(lambda e: f" ({e} edge)" if e else "")
+    table = choices.assign(rate=shown).pivot(index="activation", columns="setting", values="rate")
+    table = table.reindex([a for a in ctx.activations if a in table.index]).reset_index()
+    at_edge = choices[choices["edge"].ne("")]
+    grids = sorted({", ".join(f"{r:g}" for r in grid) for grid in choices["grid"]})
+    relu = choices[choices["activation"].eq(BASELINE)].set_index("setting")["lr"]
+    others = choices[choices["activation"].ne(BASELINE) & choices["setting"].isin(relu.index)]
+    differ = int(others["setting"].map(relu).ne(others["lr"]).sum())
+    return (
+        "## Learning rates, chosen per activation\n\n"
+        "Each activation trained at its own rate, chosen by the same rule for ReLU as for every other: the rate of "
+        "its setting's grid with the best mean final validation accuracy over the tuning seeds (a diverged or "
+        "failed run counts as worst; equal scores go to the smaller rate; the test split is never read), one rate "
+        f"more past the grid's edge where the best was at the edge. Grids: {'; '.join(grids)}. "
+        f"{differ} of {findings.counted(len(others), 'activation')} chose another rate than ReLU in the same setting; "
+        f"{len(at_edge)} {'is' if len(at_edge) == 1 else 'are'} still at an edge of the extended grid"
+        f"{' (the best rate may lie beyond it)' if len(at_edge) else ''}.\n\n"
+        + tables.markdown_table(table)
+        + "\n"
+        + _sensitivity(ctx)
+    )
+
+
+def _sensitivity(ctx: Context) -> str:
+    """A tuned suite's tuning runs: validation accuracy against rate per setting, and each activation's rank at its
+    best rate beside its rank over the whole grid (a rate where no run ended ok counts as 0 accuracy)."""
+    if ctx.tuning_runs is None or ctx.tuning_runs.empty:
+        return ""
+    runs = ctx.with_regularizer(ctx.tuning_runs)
+    val = stats.summarize(runs, "val_acc", by=[*ctx.by, "lr"])
+    val["setting"] = ctx.label(val).to_numpy()
+    caption = (
+        "Tuning runs: final validation accuracy against learning rate (log scale), mean over the tuning seeds with "
+        "95 % band. A flat curve is an activation that forgives its rate."
+    )
+    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette()), "tuning_sensitivity", caption)
+    score = tuning.scores(runs, ctx.setting_cols)  # as the choice scores: a rate with a broken run is worst
+    score = score.assign(setting=ctx.label(score).to_numpy(), score=score["score"].clip(lower=0.0))
+    per = score.groupby(["setting", "activation"])["score"]
+    ranks = pd.DataFrame({"best": per.max(), "over the grid": per.mean()}).reset_index()
+    for column in ("best", "over the grid"):
+        ranks[f"rank ({column})"] = ranks.groupby("setting")[column].rank(ascending=False, method="min").astype(int)
+    note = (
+        "Best and forgiving are different questions: each activation's mean validation accuracy at its best rate and "
+        "averaged over its grid (a rate where a tuning run diverged or failed counts as 0), with its rank by each "
+        "within the setting."
+    )
+    return (
+        "\n"
+        + figure
+        + "\n"
+        + note
+        + "\n\n"
+        + tables.markdown_table(ranks, {"best": ".4f", "over the grid": ".4f"})
+        + "\n"
+    )
+
+
+VERDICT = {"better": "better", "worse": "worse", "no evidence": "tied"}
+
+
+def section_flips(ctx: Context) -> str:
+    """A tuned suite against the same runs at the shared rates (every activation at the suite's own rate): per setting,
+    how many activations differ from ReLU under each protocol, and every verdict that tuning changed."""
+    if not ctx.tuned:
+        return ""
+    title = "## What tuning changed\n\n"
+    if ctx.shared_runs is None or ctx.shared_runs.empty:
+        return title + f"No runs at the shared rates to compare with: {ctx.shared_source or 'the suite names none'}.\n"
+    shared = ctx.with_regularizer(ctx.shared_runs)
+    before = stats.paired_tests(shared, "test_acc", baseline=BASELINE, test=ctx.paired_test, by=ctx.pair_by)
+    before = before.assign(setting=ctx.label(before).to_numpy())
+    after = pairs(ctx)
+    keys = ["setting", "activation"]
+    both = before[[*keys, "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]].merge(
+        after[[*keys, "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]], on=keys, suffixes=("_shared", "_tuned")
+    )
+    both = both[both["n_pairs_shared"].ge(2) & both["n_pairs_tuned"].ge(2)]
+    if both.empty:
+        return title + f"No activation has at least 2 paired seeds under both protocols ({ctx.shared_source}).\n"
+    rates = _rates(ctx, shared)
+    both = both.merge(rates, on=keys, how="left")
+    for side in ("shared", "tuned"):
+        both[f"verdict_{side}"] = both[f"better_{side}"].map(VERDICT)
+    both["flipped"] = both["verdict_shared"].ne(both["verdict_tuned"])
+    counts = both.groupby("setting", sort=False).agg(
+        compared=("activation", "size"),
+        differ_shared=("verdict_shared", lambda v: int(v.ne("tied").sum())),
+        differ_tuned=("verdict_tuned", lambda v: int(v.ne("tied").sum())),
+        flipped=("flipped", "sum"),
+        own_rate=("own_rate", "sum"),
+    )
+    counts = counts.reset_index().rename(
+        columns={
+            "compared": "activations compared",
+            "differ_shared": "differ from ReLU at the shared rate",
+            "differ_tuned": "differ from ReLU at their own rates",
+            "flipped": "verdicts changed",
+            "own_rate": "chose another rate than ReLU",
+        }
+    )
+    flips = both[both["flipped"]].sort_values(["setting", "verdict_tuned", "activation"], kind="stable")
+    flips = flips.assign(
+        **{
+            "at the shared rate": [_verdict(r, "shared") for _, r in flips.iterrows()],
+            "at its own rate": [_verdict(r, "tuned") for _, r in flips.iterrows()],
+            "rates (ReLU's)": [
+                f"{r['lr_shared']:g} -> {r['lr_tuned']:g} ({r['relu_tuned']:g})" for _, r in flips.iterrows()
+            ],
+        }
+    )
+    note = (
+        "The same comparison with ReLU (final test accuracy, paired by seed, Holm within each setting) made twice: "
+        "with every activation at the suite's shared rate, from the runs published before tuning "
+        f"({ctx.shared_source}), "
+        "and with each activation at its own chosen rate (this report). *tied* means no evidence of a difference. "
+        f"{findings.counted(int(counts['verdicts changed'].sum()), 'verdict')} of "
+        f"{findings.counted(len(both), 'comparison')} changed."
+    )
+    table = tables.markdown_table(
+        flips[["setting", "activation", "at the shared rate", "at its own rate", "rates (ReLU's)"]]
+    )
+    listing = (
+        f"\n\nEvery verdict that changed (rates: shared -> own, ReLU's own in brackets):\n\n{table}"
+        if len(flips)
+        else ""
+    )
+    return title + note + "\n\n" + tables.markdown_table(counts) + listing + "\n"
+
+
+def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and activation: the shared rate, the chosen one, ReLU's chosen one and whether they differ."""
+    chosen = ctx.choices.drop_duplicates([*ctx.setting_cols, "activation"])
+    chosen = chosen.assign(setting=ctx.label(chosen).to_numpy())[["setting", "activation", "lr"]]
+    base = shared.drop_duplicates([*ctx.setting_cols, "activation"])
+    base = base.assign(setting=ctx.label(base).to_numpy())[["setting", "activation", "lr"]]
+    out = base.merge(chosen, on=["setting", "activation"], suffixes=("_shared", "_tuned"))
+    relu = out[out["activation"].eq(BASELINE)].set_index("setting")["lr_tuned"]
+    out["relu_tuned"] = out["setting"].map(relu)
+    out["own_rate"] = out["lr_tuned"].ne(out["relu_tuned"]) & out["activation"].ne(BASELINE)
+    return out
+
+
+def _verdict(row: pd.Series, side: str) -> str:
+    """``worse, -1.47 pt [-2.01, -0.93]``: a verdict with its paired difference to ReLU."""
+    low, high = 100 * row[f"ci_low_{side}"], 100 * row[f"ci_high_{side}"]
+    return f"{row[f'verdict_{side}']}, {findings.points(row[f'mean_diff_{side}'])} [{low:+.2f}, {high:+.2f}]"
