@@ -215,6 +215,7 @@ def test_a_tuned_suites_report_pairs_each_activation_at_its_rate_and_its_bundle_
     assert "rank (over the grid)" in text and (readme.parent / "figures" / "tuning_sensitivity.png").stat().st_size
     assert "mnist/mlp | relu |" in text  # each activation's best and its mean over the grid, ranked
     assert "1 activation compared with ReLU over 2 seeds" in text
+    assert "each at its own learning rate, chosen on validation" in text
     assert "other runs" not in text  # the tuning runs belong to the suite
     ctx = command.load(str(suite), store, tmp_path / "again", None, timing=False)
     assert ctx.tuned and len(ctx.runs) == 4 and len(ctx.tuning_runs) >= 4 and set(ctx.tuning_runs["seed"]) == {100}

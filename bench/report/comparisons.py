@@ -28,7 +28,7 @@ def section_findings(ctx: Context) -> str:
     references = {
         r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
     }
-    return findings.markdown(pairs(ctx), references, speed_frame(ctx))
+    return findings.markdown(pairs(ctx), references, speed_frame(ctx), tuned=ctx.tuned)
 
 
 def section_forest(ctx: Context) -> str:
