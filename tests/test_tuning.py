@@ -277,33 +277,44 @@ def _save(db: Store, spec, val: float, test: float) -> None:
 
 def test_the_report_names_each_verdict_that_tuning_flips(tmp_path):
     """At the shared rate 1e-3 tanh is worse than ReLU (every seed 5 pt lower); tuned, it chooses 3e-4 on validation
-    and ties with ReLU there: one verdict flips, worse -> tied, and the section says which and at what rates."""
+    and ties with ReLU there: worse -> tied, tuning's doing. sigmoid and ReLU keep 1e-3, and sigmoid's re-run is worse
+    where its shared-rate run was tied: a change at the same rates, said to be the re-run's, not tuning's."""
     suite = tmp_path / "tuned.toml"
     shared = tmp_path / "shared-rate"
     text = TUNED.replace("seeds = 2", "seeds = 3\nlr = 1e-3").replace(
         "lr = [1e-4, 1e-3]", "lr = [1e-4, 3e-4, 1e-3, 3e-3]"
     )
-    text = text.replace("seeds = [100]", f"seeds = [100]\nshared = '{shared}'")
+    text = text.replace("seeds = [100]", f"seeds = [100]\nshared = '{shared}'").replace('"tanh"]', '"tanh", "sigmoid"]')
     suite.write_text(text)
     plan = load_plan(str(suite))
-    best = {"relu": 1e-3, "tanh": 3e-4}  # inside the grid: no edge to extend
+    best = {"relu": 1e-3, "tanh": 3e-4, "sigmoid": 1e-3}  # inside the grid: no edge to extend
+    worse = lambda spec: 0.95 - 0.05 - 0.001 * spec.seed  # noqa: E731 (every seed about 5 pt below ReLU)
+    tie = lambda spec: 0.95 + 0.001 * (spec.seed - 1)  # noqa: E731 (-0.1, 0, +0.1 pt: no evidence)
+    shared_test = {"relu": lambda spec: 0.95, "tanh": worse, "sigmoid": tie}
+    tuned_test = {"relu": lambda spec: 0.95, "tanh": tie, "sigmoid": worse}
     with Store(tmp_path / "shared.sqlite") as db:
         for spec in plan.specs:  # every activation at the shared rate
-            _save(db, spec, 0.9, 0.95 - (0.05 + 0.001 * spec.seed if spec.activation == "tanh" else 0.0))
+            _save(db, spec, 0.9, shared_test[spec.activation](spec))
     bundle.write(tmp_path / "shared.sqlite", [s.key for s in plan.specs], shared / "runs.jsonl.gz", "tuned", "c0ffee")
     store = tmp_path / "s.sqlite"
     with Store(store) as db:
         for spec in plan.tuning():
             _save(db, spec, 0.95 if spec.lr == best[spec.activation] else 0.9, 0.5)
         for spec in plan.specs:
-            tie = 0.001 * (spec.seed - 1) if spec.activation == "tanh" else 0.0  # -0.1, 0, +0.1 pt: no evidence
-            _save(db, dataclasses.replace(spec, lr=best[spec.activation]), 0.95, 0.95 + tie)
+            _save(db, dataclasses.replace(spec, lr=best[spec.activation]), 0.95, tuned_test[spec.activation](spec))
     page = command.build(str(suite), store, tmp_path / "out", timing=False, sections=[tuned.section_flips])
     out = page.read_text()
-    assert "## What tuning changed" in out and "c0ffee" in out and "1 verdict of 1 comparison changed" in out
-    assert "| mnist/mlp | 1 | 1 | 0 | 1 | 1 |" in out  # compared, differ shared, differ tuned, changed, own rate
-    assert re.search(r"\| mnist/mlp \| tanh \| worse, -5\.10 pt \[[^]]+\] \| tied, \+0\.00 pt", out)
-    assert "| 0.001 -> 0.0003 (0.001) |" in out
+    assert "## What tuning changed" in out and "c0ffee" in out
+    assert "2 verdicts of 2 comparisons changed; 1 of these at the same rates" in out
+    # compared, differ at the shared rate, differ at their own, changed, chose another rate than ReLU
+    assert "| mnist/mlp | 2 | 1 | 1 | 2 (1 at the same rates) | 1 |" in out
+    assert re.search(
+        r"\| mnist/mlp \| tanh \| worse, -5\.10 pt \[[^]]+\] \| tied, \+0\.00 pt [^|]+\| 0.001 -> 0.0003 \(0.001\) \|",
+        out,
+    )
+    assert re.search(
+        r"\| sigmoid \| tied, \+0\.00 pt [^|]+\| worse, -5\.10 pt [^|]+\| 0.001 -> 0.001 \(0.001\), same rates \|", out
+    )
     suite.write_text(text.replace(str(shared), str(tmp_path / "nowhere")))  # the shared runs missing: said, no crash
     out = command.build(str(suite), store, tmp_path / "out2", timing=False, sections=[tuned.section_flips]).read_text()
     assert "No runs at the shared rates to compare with" in out and "nowhere" in out

@@ -34,7 +34,8 @@ def section_header(ctx: Context) -> str:
         f"at git SHA `{provenance.git_sha()}`"
     )
     description = f"{ctx.description}\n\n" if ctx.description else ""
-    table = tables.header_table(ctx.runs, ctx.command, written)
+    runs = ctx.runs if ctx.tuning_runs is None else pd.concat([ctx.tuning_runs, ctx.runs], ignore_index=True)
+    table = tables.header_table(runs, ctx.command, written)  # a tuned suite: its tuning runs count as its runs
     return f"# actbench report: suite `{ctx.suite}`\n\n{description}{table}\n"
 
 
