@@ -135,6 +135,7 @@ def test_a_plan_has_each_settings_grid_and_its_tuning_runs(tmp_path):
         ("", {"lr": 0.1}, "chooses each activation's learning rate"),
         ("", {"seed": 100}, "tuning seeds [100] are also evaluation seeds"),
         ("guess = 1\n", {}, "unknown [tune] key 'guess'"),
+        ("shared = 3\n", {}, "[tune] shared must be the path of a runs bundle, got 3"),
     ],
 )
 def test_a_bad_tuning_phase_is_an_error(tmp_path, extra, overrides, message):
