@@ -270,9 +270,9 @@ def _document(path: Path) -> dict[str, Any]:
 
 def _expanded(path: Path, overrides: dict[str, Any] | None) -> tuple[dict[str, Any], list[tuple[dict, list[RunSpec]]]]:
     """A suite file read once: its document and, per ``[[grid]]`` table, the table and its RunSpecs (the top-level
-    fields under the table's; ``description``, ``[tune]`` and ``tune_lr`` are no run fields)."""
+    fields under the table's; ``description``, ``[tune]``, ``[budget]`` and ``tune_lr`` are no run fields)."""
     doc = _document(path)
-    shared = {k: v for k, v in doc.items() if k not in ("description", "tune", "grid")}
+    shared = {k: v for k, v in doc.items() if k not in ("description", "tune", "budget", "grid")}
     grids = doc.get("grid", [{}])
     overrides = overrides or {}
     replaced = {"seed", "seeds"} if {"seed", "seeds"} & set(overrides) else set()  # --seed replaces seeds, and back
@@ -312,6 +312,7 @@ class Plan:
     grids: dict[str, tuple[float, ...]] = field(default_factory=dict)  # evaluation spec key -> its grid of rates
     tune_seeds: tuple[int, ...] = ()
     shared: str | None = None  # a bundle of ``specs`` at the suite's own (shared) rates, to compare verdicts with
+    short: str | None = None  # a bundle of the same settings at fewer epochs ([budget] short), to compare rankings with
 
     @property
     def tuned(self) -> bool:
@@ -361,17 +362,29 @@ def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | No
     return grid, tuple(dict.fromkeys(seeds)), shared
 
 
+def _budget_table(doc: dict[str, Any], path: Path) -> str | None:
+    """A suite's ``[budget]`` table, checked: the bundle of its settings' runs at a shorter budget (or None)."""
+    budget = doc.get("budget", {})
+    if not isinstance(budget, dict) or [k for k in budget if k != "short"]:
+        raise ConfigError(f"suite {str(path)!r}: [budget] must be a table with one key, short, got {budget!r}")
+    short = budget.get("short")
+    if short is not None and (not isinstance(short, str) or not short.strip()):
+        raise ConfigError(f"suite {str(path)!r}: [budget] short must be the path of a runs bundle, got {short!r}")
+    return short
+
+
 def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Plan:
     """A suite as a :class:`Plan`: its evaluation runs (:func:`load_suite`) and, with a ``[tune]`` table, each one's
     grid of rates (``tune_lr`` in its ``[[grid]]`` table, else ``[tune]``'s ``lr``) and the tuning seeds."""
     path = suite_path(name_or_path)
     doc, grids = _expanded(path, overrides)
+    short = _budget_table(doc, path)
     if "tune" not in doc:
-        return Plan(list(dict.fromkeys(spec for _, specs in grids for spec in specs)))
+        return Plan(list(dict.fromkeys(spec for _, specs in grids for spec in specs)), short=short)
     if "lr" in (overrides or {}):
         raise ConfigError(f"suite {str(path)!r} chooses each activation's learning rate ([tune]): drop --lr")
     default, seeds, shared = _tune_table(doc, path)
-    plan = Plan([], {}, seeds, shared)
+    plan = Plan([], {}, seeds, shared, short)
     for i, (grid, specs) in enumerate(grids, start=1):
         where = f"suite {str(path)!r} grid {i}: {GRID_TUNE_KEY}"
         rates = _rates(grid[GRID_TUNE_KEY], where) if GRID_TUNE_KEY in grid else default
