@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 import activations
-from bench.config import Status, load_plan, load_suite, suite_description
 from bench.analysis import stats, tuning
+from bench.config import Status, load_plan, load_suite, suite_description
 from bench.report import command, comparisons, figures, findings, grids, page, tables
-from bench.runs import bundle, results
 from bench.run import main as run_main
+from bench.runs import bundle, results
 from bench.runs.store import Store
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
