@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from activations import InputError
-from bench.config import FIELDS, ConfigError, RunSpec, expand, load_suite, make_spec
+from bench.config import FIELDS, ConfigError, RunSpec, expand, load_plan, load_suite, make_spec
 
 
 def test_defaults_are_normalised():
@@ -169,3 +170,25 @@ def test_dropout_kind_changes_the_key_only_with_dropout():
     assert RunSpec(dropout_kind="alpha") == RunSpec() and RunSpec(dropout_kind="alpha").dropout_kind == "plain"
     with pytest.raises(ConfigError, match="unknown dropout kind 'alfa'; did you mean alpha"):
         RunSpec(dropout=0.1, dropout_kind="alfa")
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("[budget]\nshort = 3\n", "[budget] short must be the path of a runs bundle, got 3"),
+        ('[budget]\nlong = "x"\n', "[budget] must be a table with one key, short"),
+        ('budget = "reports/default"\n', "[budget] must be a table with one key, short"),
+    ],
+)
+def test_a_bad_budget_table_is_an_error(tmp_path, table, message):
+    suite = tmp_path / "long.toml"
+    suite.write_text('activation = "relu"\nepochs = 4\n' + table)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_plan(str(suite))
+
+
+def test_a_budget_table_names_the_shorter_runs_and_is_no_run_field(tmp_path):
+    suite = tmp_path / "long.toml"
+    suite.write_text('activation = ["relu", "elu"]\nepochs = 4\n[budget]\nshort = "reports/default"\n')
+    plan = load_plan(str(suite))
+    assert plan.short == "reports/default" and len(plan.specs) == 2 and not plan.tuned

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +15,17 @@ import pandas as pd
 from activations import errors
 from bench import provenance
 from bench.analysis import frames, tuning
-from bench.config import BUNDLE_FILE, DEFAULT_STORE, Plan, RunSpec, load_plan, setting_id, suite_description, suite_path
+from bench.config import (
+    BUNDLE_FILE,
+    DEFAULT_STORE,
+    ConfigError,
+    Plan,
+    RunSpec,
+    load_plan,
+    setting_id,
+    suite_description,
+    suite_path,
+)
 from bench.report import page
 from bench.report.context import Context, ReportError, context
 from bench.runs import bundle, results
@@ -59,19 +69,33 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
     ctx.tuning_runs = tuning_runs
     if plan.shared:
         ctx.shared_runs, ctx.shared_source = shared(plan)
+    if plan.short:
+        ctx.short_runs, ctx.short_source = short(plan)
     return ctx
 
 
-def shared(plan: Plan) -> tuple[pd.DataFrame | None, str]:
-    """A tuned suite's evaluation runs at its shared rates, from the bundle its ``[tune]`` table names (read through a
-    scratch store, as an import would), and where they came from; (None, why) where the bundle cannot be read."""
+def published(path: str, table: str, specs: Callable[[dict, Path], list[RunSpec]]) -> tuple[pd.DataFrame | None, str]:
+    """The runs ``specs(header, store)`` of the bundle at ``path`` that a suite's ``table`` names, read through a
+    scratch store as an import would, and where they came from; (None, why) where the bundle cannot be read."""
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            header, _, _ = bundle.load(plan.shared, Path(scratch) / "shared.sqlite")
-            runs = results.suite_runs(plan.specs, Path(scratch) / "shared.sqlite").runs
-    except bundle.BundleError as exc:
-        return None, f"the suite's [tune] table names `{plan.shared}`, which cannot be read ({exc})"
-    return runs, f"`{plan.shared}` (git SHA `{header.get('git_sha', 'not recorded')}`)"
+            store = Path(scratch) / "published.sqlite"
+            header, _, _ = bundle.load(path, store)
+            runs = results.suite_runs(specs(header, store), store).runs
+    except (bundle.BundleError, ConfigError) as exc:
+        return None, f"the suite's {table} table names `{path}`, which cannot be read ({exc})"
+    return runs, f"`{path}` (suite `{header.get('suite')}`, git SHA `{header.get('git_sha', 'not recorded')}`)"
+
+
+def shared(plan: Plan) -> tuple[pd.DataFrame | None, str]:
+    """A tuned suite's evaluation runs at its shared rates, from the bundle its ``[tune]`` table names."""
+    return published(plan.shared, "[tune]", lambda header, store: plan.specs)
+
+
+def short(plan: Plan) -> tuple[pd.DataFrame | None, str]:
+    """The evaluation runs of the suite whose bundle ``[budget] short`` names (at their chosen rates where it tunes),
+    as its own report reads them."""
+    return published(plan.short, "[budget]", lambda header, store: evaluation(load_plan(header["suite"]), store)[0])
 
 
 def build(

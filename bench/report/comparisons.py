@@ -10,7 +10,7 @@ import pandas as pd
 import activations
 from bench.analysis import stats
 from bench.config import Status
-from bench.report import figures, findings, tables
+from bench.report import factors, figures, findings, tables
 from bench.report.context import MIN_WILCOXON_PAIRS, Context
 
 BASELINE = figures.REFERENCE
@@ -21,14 +21,14 @@ TARGET_SHARE = 0.99  # the speed section's target: this share of the setting's b
 
 def section_findings(ctx: Context) -> str:
     """The top of the report: per setting, who beats or loses to ReLU, by how much, and what is tied."""
-    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
-        return ""
+    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2 or factors.factor(ctx):
+        return ""  # a suite that varies the initializer, regularizer or rate opens with that factor's findings
     summary = summary_frame(ctx)
     relu = summary[summary["activation"].eq(BASELINE)]
     references = {
         r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
     }
-    return findings.markdown(pairs(ctx), references, speed_frame(ctx), tuned=ctx.tuned)
+    return findings.markdown(pairs(ctx), references, speed_frame(ctx), own_rates=ctx.own_rates)
 
 
 def section_forest(ctx: Context) -> str:

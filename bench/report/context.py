@@ -49,6 +49,9 @@ class Context:
     tuning_runs: pd.DataFrame | None = None  # a tuned suite's tuning runs (its bundle, the sensitivity figure)
     shared_runs: pd.DataFrame | None = None  # a tuned suite's evaluation runs at the shared rates (kept as data)
     shared_source: str = ""  # where they came from, or why there are none
+    short_runs: pd.DataFrame | None = None  # [budget] short: the same settings' runs at a shorter budget, published
+    short_source: str = ""  # where they came from, or why there are none
+    own_rates: bool = False  # each activation at its own rate per setting (tuned here, or chosen before)
     highlight_why: str = f"are the {HIGHLIGHTED} best and worst by mean rank over the settings"
 
     @property
@@ -63,8 +66,8 @@ class Context:
     @property
     def pair_by(self) -> list[str] | None:
         """What makes a configuration for paired tests: every spec column, less ``lr`` where each activation trains
-        at its own chosen rate."""
-        return [c for c in stats.config_columns(self.runs) if c != "lr"] if self.tuned else None
+        at its own rate."""
+        return [c for c in stats.config_columns(self.runs) if c != "lr"] if self.own_rates else None
 
     @property
     def activations(self) -> list[str]:
@@ -143,9 +146,11 @@ def context(
     choices: pd.DataFrame | None = None,
 ) -> Context:
     """A report's context from runs already found (``highlight``: the coloured activations; default the extremes;
-    ``choices``: a tuned suite's chosen rates, whose ``lr`` is then no setting of its own)."""
+    ``choices``: a tuned suite's chosen rates). Where each activation has its own rate per setting (``choices``, or a
+    suite that gives each one rate, as chosen before), ``lr`` is no setting of its own."""
     specs = frames.spec_frame(found.specs)
-    setting, labels, detailed = _varying(specs.assign(lr=0.0) if choices is not None else specs)
+    own_rates = choices is not None or _one_rate_each(specs)
+    setting, labels, detailed = _varying(specs.assign(lr=0.0) if own_rates else specs)
     ctx = Context(
         suite=name,
         description=description,
@@ -163,10 +168,19 @@ def context(
         label_cols=labels,
         detailed_regularizers=detailed,
         choices=choices,
+        own_rates=own_rates,
     )
     ctx.runs = ctx.with_regularizer(ctx.runs)
     ctx.highlight = _extremes(ctx.runs, setting) if highlight is None else highlight
     return ctx
+
+
+def _one_rate_each(specs: pd.DataFrame) -> bool:
+    """Whether the rates differ between activations but each activation has one rate in each setting."""
+    if specs.empty or specs["lr"].nunique() < 2:
+        return False
+    setting = [c for c in stats.SPEC_COLUMNS if c not in ("lr", "seed") and c in specs.columns]
+    return bool(specs.groupby(setting, dropna=False)["lr"].nunique().eq(1).all())
 
 
 def _extremes(runs: pd.DataFrame, setting: list[str]) -> list[str]:

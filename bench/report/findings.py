@@ -135,11 +135,11 @@ def speed_findings(tied: pd.DataFrame, speed: pd.DataFrame) -> str:
 
 
 def markdown(
-    tests: pd.DataFrame, references: dict[str, str], speed: pd.DataFrame | None = None, tuned: bool = False
+    tests: pd.DataFrame, references: dict[str, str], speed: pd.DataFrame | None = None, own_rates: bool = False
 ) -> str:
     """The section: a count over all settings, a bullet per setting (with ``speed``, the time-to-target table, the
     tied activations that reach the validation target sooner or later than ReLU), and the capacity comparison;
-    ``tuned``: each activation trained at its own chosen rate, which the opening says."""
+    ``own_rates``: each activation trained at its own rate, chosen on validation, which the opening says."""
     tests = tests[tests.groupby("setting")["n_pairs"].transform("max") >= 2]  # settings with a comparison
     if tests.empty:
         return ""
@@ -149,7 +149,7 @@ def markdown(
     scope = "In the one setting" if len(settings) == 1 else f"Over the {len(settings)} settings"
     head = (
         "Each activation's final test accuracy against ReLU's in the same setting, "
-        + ("each at its own learning rate, chosen on validation (below), " if tuned else "")
+        + ("each at its own learning rate, chosen on validation, " if own_rates else "")
         + "paired by seed (same initial "
         f"weights, data order and dropout masks), with a 95 % interval of the mean difference in percentage points "
         f"(pt). A difference is claimed only where the Holm-adjusted p-value (the family: the activations of one "

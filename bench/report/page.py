@@ -19,7 +19,7 @@ import activations
 from bench import checks, provenance
 from bench.analysis import claims, frames
 from bench.config import BUNDLE_FILE, Status
-from bench.report import comparisons, figures, grids, tables, tuned
+from bench.report import budget, comparisons, factors, figures, grids, tables, tuned
 from bench.report.context import Context
 
 CLAIMS_SUITE = "seed-claims"  # the suite whose report has a verdict per textbook claim (bench/analysis/claims/)
@@ -149,6 +149,9 @@ SECTIONS: tuple[Section, ...] = (
     section_coverage,
     section_warnings,
     comparisons.section_findings,
+    factors.section_findings,
+    budget.section_longer,
+    budget.section_budget,
     tuned.section_flips,
     tuned.section_tuning,
     section_claims,

@@ -135,8 +135,8 @@ def section_flips(ctx: Context) -> str:
     ]
     flips = flips.assign(
         **{
-            "at the shared rate": [_verdict(r, "shared") for _, r in flips.iterrows()],
-            "at its own rate": [_verdict(r, "tuned") for _, r in flips.iterrows()],
+            "at the shared rate": [verdict_cell(r, "shared") for _, r in flips.iterrows()],
+            "at its own rate": [verdict_cell(r, "tuned") for _, r in flips.iterrows()],
             "rates (ReLU's)": rates,
         }
     )
@@ -175,7 +175,7 @@ def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _verdict(row: pd.Series, side: str) -> str:
+def verdict_cell(row: pd.Series, side: str) -> str:
     """``worse, -1.47 pt [-2.01, -0.93]``: a verdict with its paired difference to ReLU."""
     low, high = 100 * row[f"ci_low_{side}"], 100 * row[f"ci_high_{side}"]
     return f"{row[f'verdict_{side}']}, {findings.points(row[f'mean_diff_{side}'])} [{low:+.2f}, {high:+.2f}]"

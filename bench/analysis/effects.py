@@ -1,0 +1,144 @@
+"""Effects beside the activation's own: how a factor's gain (a regularizer's over none) differs between activations,
+and whether the activations' ranking at one budget holds at another. Pure functions of run frames.
+
+The paired comparison of a factor's levels with a reference level (each initializer against ``auto``, each
+regularizer against none) is :func:`bench.analysis.stats.paired_tests` with ``item`` set to that factor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from bench.analysis.stats import holm
+from bench.config import Status
+
+INTERACTION_COLUMNS = ("F", "df_between", "df_within", "p_value", "p_holm", "n_items", "spread", "most", "least")
+AGREEMENT_COLUMNS = ("n_items", "rho", "ci_low", "ci_high", "n_short_seeds", "n_long_seeds")
+
+
+def _ok_values(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric`` of each run, NaN where the run did not end ok."""
+    return pd.to_numeric(runs[metric], errors="coerce").where(runs["status"].eq(Status.OK))
+
+
+def gains(
+    runs: pd.DataFrame, factor: str, reference: str, metric: str, setting: Sequence[str], item: str = "activation"
+) -> pd.DataFrame:
+    """Per run at a level of ``factor`` other than ``reference``: its ``metric`` minus that of the run with the same
+    setting, item and seed at ``reference`` (``gain``), both ok; columns ``[*setting, factor, item, seed, gain]``."""
+    keys = [*setting, item, "seed"]
+    frame = runs[[*keys, factor]].assign(_value=_ok_values(runs, metric))
+    base = frame[frame[factor].eq(reference)].drop(columns=factor).rename(columns={"_value": "_base"})
+    out = frame[frame[factor].ne(reference)].merge(base, on=keys, how="inner")
+    out["gain"] = out["_value"] - out["_base"]
+    return out.dropna(subset=["gain"])[[*setting, factor, item, "seed", "gain"]]
+
+
+def interaction(
+    runs: pd.DataFrame, factor: str, reference: str, metric: str, setting: Sequence[str], item: str = "activation"
+) -> pd.DataFrame:
+    """Whether the items (activations) gain differently from each level of ``factor`` over ``reference``: per setting
+    and level, a one-way ANOVA of the per-seed gains (:func:`gains`) across items, which is the test of the item x
+    factor interaction for that level; ``p_holm`` within each setting (the family: its levels). ``spread`` is the
+    largest minus the smallest mean gain, ``most``/``least`` the items with them. Items with fewer than 2 gains are
+    left out; a level with fewer than 2 items left has NaN statistics, one whose gains are all equal F = 0, p = 1."""
+    setting = list(setting)
+    rows = []
+    for keys, level in gains(runs, factor, reference, metric, setting, item).groupby([*setting, factor], sort=False):
+        by_item = {name: g["gain"].to_numpy() for name, g in level.groupby(item, sort=False) if len(g) >= 2}
+        means = pd.Series({name: values.mean() for name, values in by_item.items()}, dtype=float)
+        if len(by_item) < 2:
+            f_value = p_value = np.nan
+        elif np.ptp(np.concatenate(list(by_item.values()))) == 0:  # every gain equal: no difference between items
+            f_value, p_value = 0.0, 1.0
+        else:
+            f_value, p_value = sps.f_oneway(*by_item.values())
+        n = sum(len(v) for v in by_item.values())
+        rows.append(
+            {
+                **dict(zip([*setting, factor], keys if isinstance(keys, tuple) else (keys,), strict=True)),
+                "F": float(f_value),
+                "df_between": len(by_item) - 1,
+                "df_within": n - len(by_item),
+                "p_value": float(p_value),
+                "n_items": len(by_item),
+                "spread": means.max() - means.min() if len(means) else np.nan,
+                "most": means.idxmax() if len(means) else None,
+                "least": means.idxmin() if len(means) else None,
+            }
+        )
+    columns = [*setting, factor, *INTERACTION_COLUMNS]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = out.groupby(setting, dropna=False)["p_value"].transform(holm) if setting else holm(out["p_value"])
+    return out[columns]
+
+
+def _seed_matrix(runs: pd.DataFrame, metric: str, items: list[str], item: str) -> np.ndarray:
+    """Seeds x items of ``metric`` (NaN where a run did not end ok or is missing)."""
+    frame = runs.assign(_value=_ok_values(runs, metric)).pivot_table(
+        index="seed", columns=item, values="_value", aggfunc="mean", dropna=False
+    )
+    return frame.reindex(columns=items).to_numpy(dtype=float)
+
+
+def _rho(short: np.ndarray, long: np.ndarray) -> float:
+    """Spearman's rho between two vectors of means; an item without an ok run ranks last (as in ``stats.ranks``)."""
+    a, b = np.nan_to_num(short, nan=-np.inf), np.nan_to_num(long, nan=-np.inf)
+    if np.ptp(sps.rankdata(a)) == 0 or np.ptp(sps.rankdata(b)) == 0:
+        return np.nan
+    return float(sps.spearmanr(a, b).statistic)
+
+
+def rank_agreement(
+    short: pd.DataFrame,
+    long: pd.DataFrame,
+    setting: Sequence[str],
+    metric: str = "test_acc",
+    item: str = "activation",
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per setting: Spearman's rank correlation between the items' mean ``metric`` in ``short`` and in ``long`` (two
+    sets of runs of the same settings, e.g. two training budgets), over the items in both, with a percentile bootstrap
+    interval over seeds: each set's seeds are resampled with replacement, jointly for all items (a seed is one draw of
+    initial weights and data order, shared by the items)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for keys, mine in long.groupby(list(setting), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        theirs = short[(short[list(setting)] == pd.Series(keys, index=list(setting))).all(axis=1)]
+        items = [a for a in dict.fromkeys(mine[item]) if a in set(theirs[item])]
+        a, b = _seed_matrix(theirs, metric, items, item), _seed_matrix(mine, metric, items, item)
+        with warnings.catch_warnings():  # an item without an ok run in a resample has a NaN mean, by design
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rho = _rho(np.nanmean(a, axis=0), np.nanmean(b, axis=0)) if len(items) >= 3 else np.nan
+            draws = [
+                _rho(
+                    np.nanmean(a[rng.integers(0, len(a), len(a))], axis=0),
+                    np.nanmean(b[rng.integers(0, len(b), len(b))], axis=0),
+                )
+                for _ in range(resamples if len(items) >= 3 else 0)
+            ]
+        draws = np.array([d for d in draws if np.isfinite(d)])
+        tail = 100 * (1 - confidence) / 2
+        low, high = np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan)
+        rows.append(
+            {
+                **dict(zip(setting, keys, strict=True)),
+                "n_items": len(items),
+                "rho": rho,
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "n_short_seeds": len(a),
+                "n_long_seeds": len(b),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*setting, *AGREEMENT_COLUMNS])

@@ -1,0 +1,159 @@
+"""The section of a suite that repeats another's settings with more epochs (``[budget] short``): do the activations'
+ranking and their verdicts against ReLU at the shorter budget hold at this one?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.analysis import effects, stats
+from bench.config import SUITES_DIR, load_plan
+from bench.report import findings, tables
+from bench.report.comparisons import BASELINE, pairs
+from bench.report.context import MIN_WILCOXON_PAIRS, Context
+from bench.report.tuned import VERDICT, verdict_cell
+
+RESAMPLES = 2000
+
+
+def _fate(short: str, long: str, short_diff: float, long_diff: float) -> str:
+    """What became of a verdict against ReLU at the short budget: ``persists`` (the same at the long one), ``shrinks``
+    (no evidence at the long one, the mean difference of the same sign), ``flips`` (the mean difference changes
+    sign), and for a tie at the short budget ``appears`` (a difference at the long one) or ``tied at both``."""
+    if short == "tied":
+        return "tied at both" if long == "tied" else "appears"
+    if (short_diff > 0) != (long_diff > 0):
+        return "flips"
+    return "persists" if long == short else "shrinks"
+
+
+def _match_columns(ctx: Context) -> list[str]:
+    """What a setting is at either budget: the configuration without epochs, rate and seed."""
+    return [c for c in stats.config_columns(ctx.runs) if c not in ("epochs", "lr", "activation")]
+
+
+def verdicts(ctx: Context) -> pd.DataFrame:
+    """Per setting and activation of this suite, its paired difference to ReLU and verdict at both budgets (the short
+    one as its own report gives it: paired by seed over all its seeds, Holm over all its activations) and the fate."""
+    short = ctx.with_regularizer(ctx.short_runs)
+    match = _match_columns(ctx)
+    test = "ttest" if short["seed"].nunique() < MIN_WILCOXON_PAIRS else "wilcoxon"
+    by = [c for c in stats.config_columns(short) if c != "lr"]
+    before = stats.paired_tests(short, "test_acc", baseline=BASELINE, test=test, by=by)
+    after = pairs(ctx)
+    cols = [*match, "activation", "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]
+    both = before[cols].merge(after[[*cols, "setting"]], on=[*match, "activation"], suffixes=("_short", "_long"))
+    both = both[both["n_pairs_short"].ge(2) & both["n_pairs_long"].ge(2)]
+    for side in ("short", "long"):
+        both[f"verdict_{side}"] = both[f"better_{side}"].map(VERDICT)
+    sides = ["verdict_short", "verdict_long", "mean_diff_short", "mean_diff_long"]
+    return both.assign(fate=[_fate(*row) for row in both[sides].itertuples(index=False)])
+
+
+def _epochs(ctx: Context, match: list[str]) -> pd.DataFrame:
+    """Per setting: its label and the epochs at the short and at the long budget."""
+    long = ctx.runs.groupby(match, dropna=False, sort=False)["epochs"].max().rename("epochs_long")
+    short = ctx.short_runs.groupby(match, dropna=False)["epochs"].max().rename("epochs_short")
+    out = pd.concat([long, short], axis=1, join="inner").reset_index()
+    return out.assign(setting=ctx.label(out.assign(epochs=out["epochs_long"])).to_numpy())
+
+
+def section_budget(ctx: Context) -> str:
+    """Spearman's rank correlation per setting between the two budgets, with a bootstrap interval over seeds, and
+    which of the short budget's verdicts against ReLU persist, shrink, flip or appear."""
+    if ctx.short_runs is None and not ctx.short_source:
+        return ""
+    match = _match_columns(ctx)
+    settings = _epochs(ctx, match) if ctx.short_runs is not None else pd.DataFrame()
+    ratios = sorted({round(r, 2) for r in settings["epochs_long"] / settings["epochs_short"]}) if len(settings) else []
+    title = (
+        f"## Do the rankings hold with {ratios[0]:g}x the epochs?\n\n"
+        if len(ratios) == 1
+        else ("## Do the rankings hold with more epochs?\n\n")
+    )
+    if settings.empty:
+        return title + f"No runs of the same settings at a shorter budget: {ctx.short_source or 'none named'}.\n"
+    short = ctx.short_runs[ctx.short_runs["activation"].isin(ctx.activations)]
+    agreement = effects.rank_agreement(short, ctx.runs, match, resamples=RESAMPLES).merge(settings, on=match)
+    both = verdicts(ctx)
+    counts = both.groupby("setting", sort=False)["fate"].value_counts().unstack(fill_value=0)
+    rows = []
+    for _, r in agreement.iterrows():
+        fates = counts.loc[r["setting"]] if r["setting"] in counts.index else pd.Series(dtype=int)
+        rows.append(
+            {
+                "setting": r["setting"],
+                "epochs": f"{r['epochs_short']:g} -> {r['epochs_long']:g}",
+                "activations": int(r["n_items"]),
+                "seeds": f"{r['n_short_seeds']} / {r['n_long_seeds']}",
+                "Spearman rho [95 % CI]": f"{r['rho']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+                **{fate: int(fates.get(fate, 0)) for fate in ("persists", "shrinks", "flips", "appears")},
+            }
+        )
+    note = (
+        f"The same settings, activations and learning rates at the shorter budget, from {ctx.short_source}, against "
+        "this suite's runs. Spearman's rho is the rank correlation of the activations' mean final test accuracy "
+        "between the two budgets (1: the same order; an activation without an ok run ranks last), with a 95 % "
+        f"percentile bootstrap interval over seeds ({RESAMPLES} resamples; each budget's seeds drawn with replacement, "
+        "all activations together). Verdicts against ReLU (paired by seed, Holm within the setting) at the short "
+        "budget as its own report gives them (all its seeds and activations) and at this one: **persists** (the same "
+        "difference), **shrinks** (a difference there, no evidence here, the same sign), **flips** (a difference "
+        "there, the mean difference of the other sign here), **appears** (no evidence there, a difference here). "
+        "With fewer seeds here, a difference must be larger to be found: a shrink is no proof that the difference "
+        "is gone; read the intervals."
+    )
+    changed = both[both["fate"].ne("tied at both")].sort_values(["setting", "fate", "activation"], kind="stable")
+    changed = changed.assign(
+        **{
+            "short budget": [verdict_cell(r, "short") for _, r in changed.iterrows()],
+            "long budget": [verdict_cell(r, "long") for _, r in changed.iterrows()],
+        }
+    )
+    listing = tables.markdown_table(changed[["setting", "activation", "short budget", "long budget", "fate"]])
+    tied = int(both["fate"].eq("tied at both").sum())
+    return (
+        f"{title}{summary(agreement, both)}\n\n{note}\n\n{tables.markdown_table(pd.DataFrame(rows))}\n\n"
+        f"Every verdict that is not a tie at both budgets (the other {tied} of {len(both)} are):\n\n{listing}\n"
+    )
+
+
+def summary(agreement: pd.DataFrame, both: pd.DataFrame) -> str:
+    """One sentence: the range of rho over the settings and how many verdicts persist, shrink, flip or appear."""
+    fates = both["fate"].value_counts()
+    differed = int(fates.get("persists", 0) + fates.get("shrinks", 0) + fates.get("flips", 0))
+    low, high = agreement["rho"].min(), agreement["rho"].max()
+    rho = f"between {low:.2f} and {high:.2f}" if len(agreement) > 1 else f"{low:.2f}"
+    flipped = both[both["fate"].eq("flips")]
+    names = "; ".join(f"{r['activation']} in {r['setting']}" for _, r in flipped.iterrows())
+    return (
+        f"Spearman's rho between the budgets is {rho} over the {findings.counted(len(agreement), 'setting')}. Of the "
+        f"{findings.counted(differed, 'difference')} from ReLU at the short budget, {int(fates.get('persists', 0))} "
+        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence and {int(fates.get('flips', 0))} flip"
+        + (f" ({names})" if names else "")
+        + f"; {int(fates.get('appears', 0))} appear only with the longer budget."
+    )
+
+
+def section_longer(ctx: Context) -> str:
+    """One sentence that links the report of each suite that repeats this one's settings with more epochs (its
+    ``[budget] short`` names this report)."""
+    lines = []
+    for path in sorted(SUITES_DIR.glob("*.toml")):
+        plan = load_plan(str(path))
+        if not plan.short or Path(plan.short).resolve() != ctx.out.resolve():
+            continue
+        long = pd.DataFrame([s.flat() for s in plan.specs])
+        mine = ctx.runs.groupby(["dataset", "model"])["epochs"].max()
+        ratios = {
+            round(e / mine[d, m], 2)
+            for d, m, e in long[["dataset", "model", "epochs"]].itertuples(index=False)
+            if (d, m) in mine.index
+        }
+        more = f"{ratios.pop():g}x the epochs" if len(ratios) == 1 else "more epochs"
+        lines.append(
+            f"Do these verdicts hold with {more}? The suite `{path.stem}` trains {long['activation'].nunique()} of "
+            f"these activations in these settings at their rates with {more}: [its report](../{path.stem}/README.md) "
+            "says which verdicts persist, shrink or flip."
+        )
+    return "\n\n".join(lines) + "\n" if lines else ""

@@ -1,0 +1,243 @@
+""" "What this benchmark found" for a suite that varies something besides the activation: the initializer (each
+against the activation's own gain, ``auto``), the regularizer (each against none, on test accuracy and on the
+train-test gap, with the activation x regularizer interaction) or the learning rate (each activation's best rate and
+its mean over the grid). Sentences that carry their numbers, as :mod:`bench.report.findings` writes for activations.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.analysis import effects, stats, tuning
+from bench.config import Status
+from bench.report import findings
+from bench.report.context import Context
+
+CHANCE = 0.1  # ten classes
+CHANCE_MARGIN = 0.05  # a run whose test accuracy is within 5 points of chance did not learn
+ALPHA = 0.05
+PLATEAU = 0.01  # a rate whose mean validation accuracy is within 1 point of the best is on the plateau
+LEVEL_NAMES = {"normal": "N(0, 1)"}  # the textbook's name of our initializer
+VERDICT_WORDS = {"test_acc": {"better": "better", "worse": "worse"}, "gap": {"better": "narrower", "worse": "wider"}}
+
+
+def factor(ctx: Context) -> str | None:
+    """The factor this suite varies besides the activation (``init``, ``regularizer`` or ``lr``), or None."""
+    varied = ctx.label_cols  # the setting columns that vary within a dataset/model panel
+    return varied[0] if len(varied) == 1 and varied[0] in ("init", "regularizer", "lr") else None
+
+
+def section_findings(ctx: Context) -> str:
+    """The opening of an init, regularizer or learning-rate suite's page ("" for other suites)."""
+    name = factor(ctx)
+    if name is None or ctx.runs["status"].ne(Status.OK).all():
+        return ""
+    body = {"init": init_findings, "regularizer": regularizer_findings, "lr": lr_findings}[name](ctx)
+    return f"## What this benchmark found\n\n{body}\n"
+
+
+def _level(value: object) -> str:
+    return LEVEL_NAMES.get(str(value), f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _groups(ctx: Context, name: str, frame: pd.DataFrame):
+    """(panel label, activation, rows) for each panel (the setting without ``name``) and activation of ``frame``."""
+    frame = frame.assign(_panel=ctx.label(frame, drop=[name]).to_numpy())
+    order = {a: i for i, a in enumerate(ctx.activations)}
+    for (panel, activation), rows in frame.groupby(["_panel", "activation"], sort=False):
+        yield panel, activation, rows, order.get(activation, len(order))
+
+
+def _against(ctx: Context, name: str, reference: str, metric: str) -> pd.DataFrame:
+    """Each level of ``name`` against ``reference`` per panel and activation, paired by seed, Holm within each."""
+    higher = metric != "gap"  # a narrower train-test gap is the better one
+    runs = ctx.runs
+    if metric == "gap":  # train minus test accuracy, as the record's own gap and stats.generalisation_gap
+        runs = runs.assign(gap=pd.to_numeric(runs["train_acc"]) - pd.to_numeric(runs["test_acc"]))
+    return stats.paired_tests(
+        runs, metric, baseline=reference, item=name, test=ctx.paired_test, by=ctx.by, higher_is_better=higher
+    )
+
+
+def _effect(row: pd.Series, metric: str = "test_acc", suffix: str = "") -> str:
+    """``+0.31 pt [+0.10, +0.52], better``: a paired difference (columns ending in ``suffix``) with its verdict."""
+    verdict = VERDICT_WORDS[metric].get(row[f"better{suffix}"], "no evidence")
+    low, high = 100 * row[f"ci_low{suffix}"], 100 * row[f"ci_high{suffix}"]
+    return f"{findings.points(row[f'mean_diff{suffix}'])} [{low:+.2f}, {high:+.2f}], {verdict}"
+
+
+def _test_name(ctx: Context) -> str:
+    return "paired t-test" if ctx.paired_test == "ttest" else "Wilcoxon signed-rank test"
+
+
+def _health(ctx: Context) -> pd.DataFrame:
+    """Per configuration: test accuracy (summarize's columns), whether it failed, and the shares of hidden units
+    saturated and dead before training (epoch 0, mean over layers and seeds, runs that later diverged included)."""
+    table = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    runs = table["n"] + table["n_diverged"] + table["n_failed"]
+    table["failed"] = (table["n"] < runs / 2) | (table["mean"].fillna(0) <= CHANCE + CHANCE_MARGIN)
+    for metric in ("saturated_frac", "dead_frac"):
+        profile = stats.layer_profile(ctx.layers, ctx.runs, metric, 0, ctx.by, statuses=(Status.OK, Status.DIVERGED))
+        means = profile.groupby(ctx.by, dropna=False)["mean"].mean().rename(metric) if len(profile) else None
+        table = table.merge(means, on=ctx.by, how="left") if means is not None else table.assign(**{metric: None})
+    return table
+
+
+def _units(row: pd.Series) -> str:
+    """``test 0.8612, 3 % saturated, 0 % dead`` for one configuration."""
+    acc = "no ok run" if pd.isna(row["mean"]) else f"test {row['mean']:.4f}"
+    if row["n_diverged"] or row["n_failed"]:
+        broken, runs = row["n_diverged"] + row["n_failed"], row["n"] + row["n_diverged"] + row["n_failed"]
+        acc += f", {int(broken)} of {int(runs)} diverged or failed"
+    sat, dead = row.get("saturated_frac"), row.get("dead_frac")
+    if pd.notna(sat) and pd.notna(dead):
+        acc += f", {100 * sat:.0f} % saturated, {100 * dead:.0f} % dead"
+    return acc
+
+
+def init_findings(ctx: Context) -> str:
+    """Per activation: which initializers fail (most runs diverged, or test accuracy at chance), which train worse or
+    better than the activation's own gain (``auto``, paired by seed), with the units saturated and dead before
+    training; then N(0, 1) over all activations."""
+    health = _health(ctx)
+    tests = _against(ctx, "init", "auto", "test_acc") if "auto" in set(ctx.runs["init"]) else None
+    head = (
+        "Each initializer against the activation's own variance-keeping gain (`auto`): final test accuracy, paired by "
+        f"seed (same data order), two-sided {_test_name(ctx)}, Holm within each activation (the family: its other "
+        f"initializers); worse or better only where p_holm < {ALPHA}. An initializer **fails** where most of its runs "
+        f"diverged or their mean test accuracy is within {100 * CHANCE_MARGIN:.0f} points of chance "
+        f"({100 * CHANCE:.0f} %). Saturated and dead: the share of hidden units with |f'| < 1 % of its maximum, and "
+        "with f' = 0 on every probe input, before training (epoch 0), mean over layers and seeds. N(0, 1) is the "
+        "textbook's plain normal init (`normal`)."
+    )
+    bullets = []
+    for panel, activation, rows, _ in sorted(_groups(ctx, "init", health), key=lambda g: g[3]):
+        rows = rows.set_index("init").reindex([i for i in dict.fromkeys(ctx.runs["init"]) if i in set(rows["init"])])
+        failed = [i for i in rows.index if rows.at[i, "failed"]]
+        trains = [i for i in rows.index if i not in failed]
+        auto = f"; auto: {_units(rows.loc['auto'])}" if "auto" in rows.index else ""
+        parts = [f"trains with {', '.join(map(_level, trains)) or 'none'}"]
+        if failed:
+            parts.append("fails with " + "; ".join(f"{_level(i)} ({_units(rows.loc[i])})" for i in failed))
+        if tests is not None:
+            mine = tests[tests["activation"].eq(activation) & ~tests["init"].isin(failed)]
+            mine = mine[ctx.label(mine, drop=["init"]).to_numpy() == panel] if len(mine) else mine
+            differ = mine[mine["better"].ne("no evidence")].sort_values("mean_diff")
+            parts.append(
+                "against auto: " + "; ".join(f"{_level(r['init'])} {_effect(r)}" for _, r in differ.iterrows())
+                if len(differ)
+                else "no initializer that trains differs from auto"
+            )
+        bullets.append(f"- **{activation}** ({panel}{auto}): " + "; ".join(parts) + ".")
+    return "\n".join([head, "", *bullets, "", _normal_sentence(health)]).rstrip()
+
+
+def _normal_sentence(health: pd.DataFrame) -> str:
+    """N(0, 1) against auto over all activations: for how many it fails, and the saturation before training."""
+    if not {"normal", "auto"} <= set(health["init"]):
+        return ""
+    normal = health[health["init"].eq("normal")]
+    failing = normal[normal["failed"]]
+    sat = health.groupby("init")["saturated_frac"].mean()
+    named = f" ({', '.join(failing['activation'])})" if len(failing) else ""
+    return (
+        f"N(0, 1) (`normal`) fails for {len(failing)} of {findings.counted(len(normal), 'activation')}{named}; "
+        f"before training it leaves {100 * sat.get('normal', float('nan')):.0f} % of hidden units saturated on "
+        f"average, against {100 * sat.get('auto', float('nan')):.0f} % with auto."
+    )
+
+
+def regularizer_findings(ctx: Context) -> str:
+    """Per activation: each regularizer's paired effect on test accuracy and on the train-test gap against none; then
+    per regularizer, whether the activations gain differently (the interaction, with its test)."""
+    if "none" not in set(ctx.runs["regularizer"]):
+        return "The suite has no runs without a regularizer to compare with."
+    acc, gap = _against(ctx, "regularizer", "none", "test_acc"), _against(ctx, "regularizer", "none", "gap")
+    both = acc.merge(gap, on=ctx.by, suffixes=("", "_gap"))
+    base = stats.summarize(ctx.runs[ctx.runs["regularizer"].eq("none")], "test_acc", by=ctx.by)
+    base_gap = stats.generalisation_gap(ctx.runs[ctx.runs["regularizer"].eq("none")], by=ctx.by)
+    head = (
+        "Each regularizer against none, per activation: the paired difference (same initial weights and data order) "
+        "in final test accuracy and in the train-test gap (train minus test accuracy; narrower is better), two-sided "
+        f"{_test_name(ctx)}, Holm within each activation (the family: its regularizers); better, worse, narrower or "
+        f"wider only where p_holm < {ALPHA}."
+    )
+    bullets = []
+    order = {r: i for i, r in enumerate(dict.fromkeys(ctx.runs["regularizer"]))}
+    both = both.sort_values("regularizer", key=lambda c: c.map(order), kind="stable")
+    for panel, activation, rows, _ in sorted(_groups(ctx, "regularizer", both), key=lambda g: g[3]):
+        me = base[base["activation"].eq(activation)]
+        me_gap = base_gap[base_gap["activation"].eq(activation)]
+        ref = f"none: test {me['mean'].iloc[0]:.4f}, gap {findings.points(me_gap['mean'].iloc[0])}" if len(me) else ""
+        effects_ = [
+            f"{r['regularizer']}: test {_effect(r)}; gap {_effect(r, 'gap', '_gap')}" for _, r in rows.iterrows()
+        ]
+        bullets.append(f"- **{activation}** ({panel}; {ref}):\n  - " + "\n  - ".join(effects_))
+    return "\n".join([head, "", *bullets, "", interaction_findings(ctx)]).rstrip()
+
+
+def interaction_findings(ctx: Context) -> str:
+    """Per regularizer: do the activations gain differently from it over none (one-way ANOVA of the per-seed gains
+    in test accuracy across activations: the activation x regularizer interaction), with its test."""
+    panels = [c for c in ctx.setting_cols if c != "regularizer"]
+    table = effects.interaction(ctx.runs, "regularizer", "none", "test_acc", panels)
+    if table.empty:
+        return ""
+    lines = [
+        "Do the activations gain differently? Per regularizer, a one-way ANOVA of the per-seed gains in test "
+        "accuracy (each run minus its seed's run without regularizer) across the activations: the test of the "
+        f"activation x regularizer interaction, Holm over the regularizers; a difference only where p_holm < {ALPHA}."
+    ]
+    for _, r in table.iterrows():
+        test = f"F({r['df_between']}, {r['df_within']}) = {r['F']:.2f}, p_holm = {r['p_holm']:.3g}"
+        spread = f"largest mean gain {r['most']}, smallest {r['least']}, {100 * r['spread']:.2f} pt apart"
+        if pd.isna(r["p_holm"]):
+            lines.append(f"- {r['regularizer']}: not tested (fewer than 2 activations with 2 gains).")
+        elif r["p_holm"] < ALPHA:
+            lines.append(f"- **{r['regularizer']}**: the activations gain differently ({test}): {spread}.")
+        else:
+            lines.append(f"- {r['regularizer']}: no evidence that the activations gain differently ({test}; {spread})")
+    return "\n".join(lines)
+
+
+def lr_findings(ctx: Context) -> str:
+    """Per activation: its best rate (on validation), the test accuracy there, the rates within a point of its best
+    (the plateau), its mean over the grid (a rate with a diverged or failed run counts as 0) and the rates that
+    broke; then which activation is best at its best rate and which is the most forgiving."""
+    others = [c for c in ctx.setting_cols if c != "lr"]
+    choice = tuning.choose(ctx.runs, others)
+    scores = tuning.scores(ctx.runs, others).assign(score=lambda f: f["score"].clip(lower=0.0))
+    test = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    head = (
+        "Each activation over the grid of learning rates: its best rate, chosen on mean final **validation** accuracy "
+        "over seeds (a rate where a run diverged or failed is never chosen; ties go to the smaller rate), the test "
+        f"accuracy there, the rates whose validation accuracy is within {100 * PLATEAU:.0f} point of the best (its "
+        "plateau: how forgiving it is), its mean over the whole grid (a rate where a run diverged or failed counts "
+        "as 0) and the rates where runs diverged."
+    )
+    bullets, summary = [], []
+    for panel, activation, rows, _ in sorted(_groups(ctx, "lr", choice), key=lambda g: g[3]):
+        best = rows.iloc[0]
+        mine = scores[(scores["activation"] == activation) & (ctx.label(scores, drop=["lr"]).to_numpy() == panel)]
+        plateau = mine[mine["score"] >= best["score"] - PLATEAU]["lr"]
+        broken = mine[mine["n_broken"] > 0]["lr"]
+        at = test[(test["activation"] == activation) & (test["lr"] == best["lr"])]
+        at = at[ctx.label(at, drop=["lr"]).to_numpy() == panel]
+        edge = f" ({best['edge']} edge of the grid)" if best["edge"] else ""
+        bullets.append(
+            f"- **{activation}** ({panel}): best {best['lr']:g}{edge}, validation {best['score']:.4f}, test "
+            f"{at['mean'].iloc[0]:.4f}; within a point of its best at "
+            f"{', '.join(f'{r:g}' for r in sorted(plateau))}; mean over the grid {mine['score'].mean():.4f}; "
+            + (f"diverged or failed at {', '.join(f'{r:g}' for r in broken)}." if len(broken) else "no run broke.")
+        )
+        summary.append((panel, activation, best["score"], mine["score"].mean(), len(plateau)))
+    frame = pd.DataFrame(summary, columns=["panel", "activation", "best", "mean", "plateau"])
+    closing = []
+    for panel, rows in frame.groupby("panel", sort=False):
+        top, forgiving = rows.loc[rows["best"].idxmax()], rows.loc[rows["mean"].idxmax()]
+        closing.append(
+            f"In {panel}, the best at its best rate is {top['activation']} (validation {top['best']:.4f}); the most "
+            f"forgiving, by the mean over the grid, is {forgiving['activation']} ({forgiving['mean']:.4f}, "
+            f"{findings.counted(int(forgiving['plateau']), 'rate')} on its plateau)."
+        )
+    return "\n".join([head, "", *bullets, "", *closing])
