@@ -125,11 +125,15 @@ def summary(agreement: pd.DataFrame, both: pd.DataFrame) -> str:
     low, high = agreement["rho"].min(), agreement["rho"].max()
     rho = f"between {low:.2f} and {high:.2f}" if len(agreement) > 1 else f"{low:.2f}"
     flipped = both[both["fate"].eq("flips")]
-    names = "; ".join(f"{r['activation']} in {r['setting']}" for _, r in flipped.iterrows())
+    names = "; ".join(
+        f"{r['activation']} in {r['setting']}: {r['verdict_short']} {findings.points(r['mean_diff_short'])}, then "
+        f"{r['verdict_long']} {findings.points(r['mean_diff_long'])}"
+        for _, r in flipped.iterrows()
+    )
     return (
         f"Spearman's rho between the budgets is {rho} over the {findings.counted(len(agreement), 'setting')}. Of the "
         f"{findings.counted(differed, 'difference')} from ReLU at the short budget, {int(fates.get('persists', 0))} "
-        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence and {int(fates.get('flips', 0))} flip"
+        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence and {int(fates.get('flips', 0))} flip sign"
         + (f" ({names})" if names else "")
         + f"; {int(fates.get('appears', 0))} appear only with the longer budget."
     )

@@ -14,7 +14,7 @@ from bench.report import findings
 from bench.report.context import Context
 
 CHANCE = 0.1  # ten classes
-CHANCE_MARGIN = 0.05  # a run whose test accuracy is within 5 points of chance did not learn
+CHANCE_MARGIN = 0.05  # without auto runs to compare with: a run within 5 points of chance did not learn
 ALPHA = 0.05
 PLATEAU = 0.01  # a rate whose mean validation accuracy is within 1 point of the best is on the plateau
 LEVEL_NAMES = {"normal": "N(0, 1)"}  # the textbook's name of our initializer
@@ -71,11 +71,19 @@ def _test_name(ctx: Context) -> str:
 
 
 def _health(ctx: Context) -> pd.DataFrame:
-    """Per configuration: test accuracy (summarize's columns), whether it failed, and the shares of hidden units
-    saturated and dead before training (epoch 0, mean over layers and seeds, runs that later diverged included)."""
+    """Per configuration: test accuracy (summarize's columns), how many of its runs did not learn (``n_stuck``: not ok,
+    or test accuracy below halfway from chance to the mean of the activation's ``auto`` runs), whether most did not
+    (``failed``), and the shares of units saturated and dead before training (epoch 0, mean over hidden layers and
+    seeds, runs that diverged later included)."""
     table = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
-    runs = table["n"] + table["n_diverged"] + table["n_failed"]
-    table["failed"] = (table["n"] < runs / 2) | (table["mean"].fillna(0) <= CHANCE + CHANCE_MARGIN)
+    panel = [c for c in ctx.by if c != "init"]
+    auto = table[table["init"].eq("auto")].set_index(panel)["mean"].rename("_auto")
+    runs = ctx.runs.merge(auto, left_on=panel, right_index=True, how="left")
+    floor = CHANCE + (runs["_auto"] - CHANCE) / 2
+    accuracy = pd.to_numeric(runs["test_acc"], errors="coerce").where(runs["status"].eq(Status.OK))
+    stuck = runs[ctx.by].assign(n_stuck=~(accuracy >= floor.fillna(CHANCE + CHANCE_MARGIN)))
+    table = table.merge(stuck.groupby(ctx.by, dropna=False)["n_stuck"].sum().reset_index(), on=ctx.by)
+    table["failed"] = table["n_stuck"] > (table["n"] + table["n_diverged"] + table["n_failed"]) / 2
     for metric in ("saturated_frac", "dead_frac"):
         profile = stats.layer_profile(ctx.layers, ctx.runs, metric, 0, ctx.by, statuses=(Status.OK, Status.DIVERGED))
         means = profile.groupby(ctx.by, dropna=False)["mean"].mean().rename(metric) if len(profile) else None
@@ -84,11 +92,12 @@ def _health(ctx: Context) -> pd.DataFrame:
 
 
 def _units(row: pd.Series) -> str:
-    """``test 0.8612, 3 % saturated, 0 % dead`` for one configuration."""
+    """``test 0.1612, 4 of 5 runs did not learn, 93 % saturated, 0 % dead`` for one configuration."""
     acc = "no ok run" if pd.isna(row["mean"]) else f"test {row['mean']:.4f}"
-    if row["n_diverged"] or row["n_failed"]:
-        broken, runs = row["n_diverged"] + row["n_failed"], row["n"] + row["n_diverged"] + row["n_failed"]
-        acc += f", {int(broken)} of {int(runs)} diverged or failed"
+    if row["n_stuck"]:
+        runs = int(row["n"] + row["n_diverged"] + row["n_failed"])
+        broken = f", {int(row['n_diverged'] + row['n_failed'])} of them diverged or failed" if row["n"] < runs else ""
+        acc += f", {int(row['n_stuck'])} of {runs} runs did not learn{broken}"
     sat, dead = row.get("saturated_frac"), row.get("dead_frac")
     if pd.notna(sat) and pd.notna(dead):
         acc += f", {100 * sat:.0f} % saturated, {100 * dead:.0f} % dead"
@@ -104,11 +113,12 @@ def init_findings(ctx: Context) -> str:
     head = (
         "Each initializer against the activation's own variance-keeping gain (`auto`): final test accuracy, paired by "
         f"seed (same data order), two-sided {_test_name(ctx)}, Holm within each activation (the family: its other "
-        f"initializers); worse or better only where p_holm < {ALPHA}. An initializer **fails** where most of its runs "
-        f"diverged or their mean test accuracy is within {100 * CHANCE_MARGIN:.0f} points of chance "
-        f"({100 * CHANCE:.0f} %). Saturated and dead: the share of hidden units with |f'| < 1 % of its maximum, and "
-        "with f' = 0 on every probe input, before training (epoch 0), mean over layers and seeds. N(0, 1) is the "
-        "textbook's plain normal init (`normal`)."
+        f"initializers); worse or better only where p_holm < {ALPHA}. A run **did not learn** where it diverged or "
+        f"failed or its test accuracy stayed below halfway from chance ({100 * CHANCE:.0f} %) to the mean of the "
+        "activation's `auto` runs; an initializer **fails** where most of its runs did not learn. Before training "
+        "(epoch 0, on the probe batch, mean over hidden layers and seeds): saturated, the share of pre-activations "
+        "(units x inputs) where |f'| < 1 % of its maximum (relu's negative half, where f' = 0, counts); dead, the "
+        "share of units with f' = 0 on every input. N(0, 1) is the textbook's plain normal init (`normal`)."
     )
     bullets = []
     for panel, activation, rows, _ in sorted(_groups(ctx, "init", health), key=lambda g: g[3]):
@@ -133,18 +143,22 @@ def init_findings(ctx: Context) -> str:
 
 
 def _normal_sentence(health: pd.DataFrame) -> str:
-    """N(0, 1) against auto over all activations: for how many it fails, and the saturation before training."""
+    """N(0, 1) against auto over all activations: for how many it fails, and each one's saturation before training."""
     if not {"normal", "auto"} <= set(health["init"]):
         return ""
     normal = health[health["init"].eq("normal")]
     failing = normal[normal["failed"]]
-    sat = health.groupby("init")["saturated_frac"].mean()
     named = f" ({', '.join(failing['activation'])})" if len(failing) else ""
-    return (
-        f"N(0, 1) (`normal`) fails for {len(failing)} of {findings.counted(len(normal), 'activation')}{named}; "
-        f"before training it leaves {100 * sat.get('normal', float('nan')):.0f} % of hidden units saturated on "
-        f"average, against {100 * sat.get('auto', float('nan')):.0f} % with auto."
+    saturated = health.pivot_table(index="activation", columns="init", values="saturated_frac", sort=False)
+    shares = ", ".join(
+        f"{a} {100 * saturated.at[a, 'normal']:.0f} / {100 * saturated.at[a, 'auto']:.0f} %"
+        for a in normal["activation"]
+        if a in saturated.index and saturated.loc[a, ["normal", "auto"]].notna().all()
     )
+    return (
+        f"N(0, 1) (`normal`) fails for {len(failing)} of {findings.counted(len(normal), 'activation')}{named}. "
+        + (f"Saturated pre-activations before training, N(0, 1) / auto: {shares}." if shares else "")
+    ).rstrip()
 
 
 def regularizer_findings(ctx: Context) -> str:
