@@ -17,7 +17,7 @@ from scipy import stats as sps
 from bench.analysis.stats import holm
 from bench.config import Status
 
-INTERACTION_COLUMNS = ("F", "df_between", "df_within", "p_value", "p_holm", "n_items", "spread", "most", "least")
+INTERACTION_COLUMNS = ("F", "df_between", "df_within", "p_value", "p_holm", "n_items", "spread", "gains")
 AGREEMENT_COLUMNS = ("n_items", "rho", "ci_low", "ci_high", "n_short_seeds", "n_long_seeds")
 
 
@@ -45,8 +45,9 @@ def interaction(
     """Whether the items (activations) gain differently from each level of ``factor`` over ``reference``: per setting
     and level, a one-way ANOVA of the per-seed gains (:func:`gains`) across items, which is the test of the item x
     factor interaction for that level; ``p_holm`` within each setting (the family: its levels). ``spread`` is the
-    largest minus the smallest mean gain, ``most``/``least`` the items with them. Items with fewer than 2 gains are
-    left out; a level with fewer than 2 items left has NaN statistics, one whose gains are all equal F = 0, p = 1."""
+    largest minus the smallest mean gain, ``gains`` each item's mean gain (largest first). Items with fewer than 2
+    gains are left out; a level with fewer than 2 items left has NaN statistics, one whose gains are all equal
+    F = 0, p = 1."""
     setting = list(setting)
     rows = []
     for keys, level in gains(runs, factor, reference, metric, setting, item).groupby([*setting, factor], sort=False):
@@ -68,8 +69,7 @@ def interaction(
                 "p_value": float(p_value),
                 "n_items": len(by_item),
                 "spread": means.max() - means.min() if len(means) else np.nan,
-                "most": means.idxmax() if len(means) else None,
-                "least": means.idxmin() if len(means) else None,
+                "gains": means.sort_values(ascending=False).to_dict(),
             }
         )
     columns = [*setting, factor, *INTERACTION_COLUMNS]

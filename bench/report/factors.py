@@ -204,13 +204,14 @@ def interaction_findings(ctx: Context) -> str:
     ]
     for _, r in table.iterrows():
         test = f"F({r['df_between']}, {r['df_within']}) = {r['F']:.2f}, p_holm = {r['p_holm']:.3g}"
-        spread = f"largest mean gain {r['most']}, smallest {r['least']}, {100 * r['spread']:.2f} pt apart"
+        gains = ", ".join(f"{a} {findings.points(g)}" for a, g in r["gains"].items())
+        spread = f"mean gains {gains}: {100 * r['spread']:.2f} pt apart"
         if pd.isna(r["p_holm"]):
             lines.append(f"- {r['regularizer']}: not tested (fewer than 2 activations with 2 gains).")
         elif r["p_holm"] < ALPHA:
             lines.append(f"- **{r['regularizer']}**: the activations gain differently ({test}): {spread}.")
         else:
-            lines.append(f"- {r['regularizer']}: no evidence that the activations gain differently ({test}; {spread})")
+            lines.append(f"- {r['regularizer']}: no evidence that the activations gain differently ({test}; {spread}).")
     return "\n".join(lines)
 
 
