@@ -9,7 +9,7 @@ from test_report import GRID, synthetic_store, write_suite
 from bench import provenance
 from bench.analysis import effects
 from bench.config import Status
-from bench.report import budget, command, comparisons, factors
+from bench.report import budget, command, comparisons, context, factors
 from bench.runs import bundle, results
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -215,3 +215,56 @@ def test_lr_findings_choose_on_validation_and_count_a_broken_rate_as_zero(tmp_pa
     assert "within a point of its best at 0.01;" in tanh and "mean over the grid 0.5667" in tanh
     assert "diverged or failed at 0.1" in tanh
     assert "the most forgiving, by the mean over the grid, is relu" in text
+
+
+def test_a_verdict_flips_only_to_the_opposite_verdict_and_a_sign_change_in_a_tie_is_named():
+    assert budget._fate("better", "worse") == "flips" and budget._fate("better", "tied") == "shrinks"
+    assert budget._fate("worse", "worse") == "persists" and budget._fate("tied", "better") == "appears"
+    both = pd.DataFrame(
+        {
+            "activation": ["silu", "elu"],
+            "setting": ["cnn", "cnn"],
+            "verdict_short": ["better", "better"],
+            "verdict_long": ["tied", "tied"],
+            "mean_diff_short": [0.0061, 0.0084],
+            "mean_diff_long": [-0.0021, 0.0004],
+            "fate": ["shrinks", "shrinks"],
+        }
+    )
+    agreement = pd.DataFrame({"rho": [0.76]})
+    text = budget.summary(agreement, both)
+    assert "2 shrink to no evidence and 0 flip (the mean difference changes sign: silu in cnn: better +0.61" in text
+    assert "elu in cnn" not in text
+
+
+def test_without_relu_at_both_budgets_the_section_says_so(tmp_path):
+    body = GRID + 'activation = ["elu", "tanh", "gelu"]\nseeds = 2\n'
+    short_suite = write_suite(tmp_path / "short.toml", body)
+    long_suite = write_suite(
+        tmp_path / "long.toml",
+        body.replace("epochs = 2", "epochs = 8") + f'\n[budget]\nshort = "{tmp_path / "published"}"\n',
+    )
+    short_store = synthetic_store(tmp_path / "short.sqlite", short_suite, lambda spec, split: 0.9)
+    keys = results.suite_runs(command.load_plan(short_suite).specs, short_store).runs["key"]
+    bundle.write(short_store, keys, tmp_path / "published" / "runs.jsonl.gz", short_suite, provenance.git_sha())
+    long_store = synthetic_store(tmp_path / "long.sqlite", long_suite, lambda spec, split: 0.9)
+    ctx = command.load(long_suite, long_store, tmp_path / "out", None, timing=False)
+    assert "No relu runs at both budgets" in budget.section_budget(ctx)
+
+
+@pytest.mark.parametrize(
+    "rates, own",
+    [
+        ({("d1", "relu"): [0.1], ("d1", "elu"): [0.01]}, True),  # one rate each, differing: each at its own
+        ({("d1", "relu"): [0.1], ("d1", "elu"): [0.1], ("d2", "relu"): [0.01], ("d2", "elu"): [0.01]}, False),
+        ({("d1", "relu"): [0.1, 0.01], ("d1", "elu"): [0.1, 0.01]}, False),  # a grid of rates: lr is a setting
+    ],
+)
+def test_each_activation_at_its_own_rate_is_told_from_shared_rates_and_from_a_grid(rates, own):
+    rows = [
+        {**dict.fromkeys(context.stats.SPEC_COLUMNS, "x"), "dataset": d, "activation": a, "lr": lr, "seed": s}
+        for (d, a), grid in rates.items()
+        for lr in grid
+        for s in (0, 1)
+    ]
+    assert context._one_rate_each(pd.DataFrame(rows)) is own

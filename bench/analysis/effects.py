@@ -14,16 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bench.analysis.stats import holm
-from bench.config import Status
+from bench.analysis.stats import holm, metric_values
 
 INTERACTION_COLUMNS = ("F", "df_between", "df_within", "p_value", "p_holm", "n_items", "spread", "gains")
 AGREEMENT_COLUMNS = ("n_items", "rho", "ci_low", "ci_high", "n_short_seeds", "n_long_seeds")
-
-
-def _ok_values(runs: pd.DataFrame, metric: str) -> pd.Series:
-    """``metric`` of each run, NaN where the run did not end ok."""
-    return pd.to_numeric(runs[metric], errors="coerce").where(runs["status"].eq(Status.OK))
 
 
 def gains(
@@ -32,7 +26,7 @@ def gains(
     """Per run at a level of ``factor`` other than ``reference``: its ``metric`` minus that of the run with the same
     setting, item and seed at ``reference`` (``gain``), both ok; columns ``[*setting, factor, item, seed, gain]``."""
     keys = [*setting, item, "seed"]
-    frame = runs[[*keys, factor]].assign(_value=_ok_values(runs, metric))
+    frame = runs[[*keys, factor]].assign(_value=metric_values(runs, metric))
     base = frame[frame[factor].eq(reference)].drop(columns=factor).rename(columns={"_value": "_base"})
     out = frame[frame[factor].ne(reference)].merge(base, on=keys, how="inner")
     out["gain"] = out["_value"] - out["_base"]
@@ -82,7 +76,7 @@ def interaction(
 
 def _seed_matrix(runs: pd.DataFrame, metric: str, items: list[str], item: str) -> np.ndarray:
     """Seeds x items of ``metric`` (NaN where a run did not end ok or is missing)."""
-    frame = runs.assign(_value=_ok_values(runs, metric)).pivot_table(
+    frame = runs.assign(_value=metric_values(runs, metric)).pivot_table(
         index="seed", columns=item, values="_value", aggfunc="mean", dropna=False
     )
     return frame.reindex(columns=items).to_numpy(dtype=float)

@@ -45,7 +45,7 @@ def _columns(runs: pd.DataFrame, by: Columns) -> list[str]:
     return keys
 
 
-def _values(runs: pd.DataFrame, metric: str) -> pd.Series:
+def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
     """``metric`` as floats, NaN for non-ok runs and non-finite values; absent only if no run finished ok."""
     if metric not in runs.columns:
         if runs["status"].eq(Status.OK).any():
@@ -77,7 +77,7 @@ def summarize(
     with a finite value and n_missing the ok runs without one. With n == 1 std, sem and the interval are NaN.
     """
     keys = _columns(runs, by)
-    values = _values(runs, metric)
+    values = metric_values(runs, metric)
     frame = runs.assign(
         _value=values,
         _missing=runs["status"].eq(Status.OK) & values.isna(),
@@ -92,7 +92,7 @@ def summarize(
 
 def generalisation_gap(runs: pd.DataFrame, by: Columns = None, confidence: float = 0.95) -> pd.DataFrame:
     """``train_acc - test_acc`` summarised like :func:`summarize` (positive = the model fits train better)."""
-    gap = _values(runs, "train_acc") - _values(runs, "test_acc")
+    gap = metric_values(runs, "train_acc") - metric_values(runs, "test_acc")
     return summarize(runs.assign(gap=gap), "gap", by, confidence)
 
 
@@ -137,7 +137,7 @@ def bootstrap_rank(
     ``rank_high``, ``n_items``, ``mean`` (the target's), ``best`` (the item with the top mean) and ``excluded``
     (items without an ok run there, comma-joined)."""
     keys = _columns(runs, group)
-    frame = runs[[*keys, item, "seed"]].assign(_value=_values(runs, metric))
+    frame = runs[[*keys, item, "seed"]].assign(_value=metric_values(runs, metric))
     rng = np.random.default_rng(seed)
     rows = []
     for name, part in frame.groupby(keys, dropna=False, sort=False):
@@ -230,7 +230,7 @@ def paired_tests(
             f"baseline {baseline!r} has no runs; {item} values: {', '.join(map(str, runs[item].unique()))}"
         )
     keys = [c for c in (config_columns(runs) if by is None else _columns(runs, by)) if c != item]
-    frame = runs[[*keys, "seed", item]].assign(_value=_values(runs, metric))
+    frame = runs[[*keys, "seed", item]].assign(_value=metric_values(runs, metric))
     if frame.duplicated([*keys, "seed", item]).any():
         raise ValueError(
             "several runs share a configuration, seed and item (differing only in device or compile?); "

@@ -17,15 +17,13 @@ from bench.report.tuned import VERDICT, verdict_cell
 RESAMPLES = 2000
 
 
-def _fate(short: str, long: str, short_diff: float, long_diff: float) -> str:
+def _fate(short: str, long: str) -> str:
     """What became of a verdict against ReLU at the short budget: ``persists`` (the same at the long one), ``shrinks``
-    (no evidence at the long one, the mean difference of the same sign), ``flips`` (the mean difference changes
-    sign), and for a tie at the short budget ``appears`` (a difference at the long one) or ``tied at both``."""
+    (no evidence at the long one), ``flips`` (the opposite verdict), and for a tie at the short budget ``appears``
+    (a difference at the long one) or ``tied at both``."""
     if short == "tied":
         return "tied at both" if long == "tied" else "appears"
-    if (short_diff > 0) != (long_diff > 0):
-        return "flips"
-    return "persists" if long == short else "shrinks"
+    return "persists" if long == short else "shrinks" if long == "tied" else "flips"
 
 
 def _match_columns(ctx: Context) -> list[str]:
@@ -47,8 +45,7 @@ def verdicts(ctx: Context) -> pd.DataFrame:
     both = both[both["n_pairs_short"].ge(2) & both["n_pairs_long"].ge(2)]
     for side in ("short", "long"):
         both[f"verdict_{side}"] = both[f"better_{side}"].map(VERDICT)
-    sides = ["verdict_short", "verdict_long", "mean_diff_short", "mean_diff_long"]
-    return both.assign(fate=[_fate(*row) for row in both[sides].itertuples(index=False)])
+    return both.assign(fate=[_fate(a, b) for a, b in zip(both["verdict_short"], both["verdict_long"], strict=True)])
 
 
 def _epochs(ctx: Context, match: list[str]) -> pd.DataFrame:
@@ -74,6 +71,8 @@ def section_budget(ctx: Context) -> str:
     )
     if settings.empty:
         return title + f"No runs of the same settings at a shorter budget: {ctx.short_source or 'none named'}.\n"
+    if not {BASELINE} <= set(ctx.runs["activation"]) & set(ctx.short_runs["activation"]):
+        return title + f"No {BASELINE} runs at both budgets to compare the verdicts with ({ctx.short_source}).\n"
     short = ctx.short_runs[ctx.short_runs["activation"].isin(ctx.activations)]
     agreement = effects.rank_agreement(short, ctx.runs, match, resamples=RESAMPLES).merge(settings, on=match)
     both = verdicts(ctx)
@@ -87,7 +86,11 @@ def section_budget(ctx: Context) -> str:
                 "epochs": f"{r['epochs_short']:g} -> {r['epochs_long']:g}",
                 "activations": int(r["n_items"]),
                 "seeds": f"{r['n_short_seeds']} / {r['n_long_seeds']}",
-                "Spearman rho [95 % CI]": f"{r['rho']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+                "Spearman rho [95 % CI]": (
+                    f"{r['rho']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+                    if pd.notna(r["rho"])
+                    else "not computed (fewer than 3 activations, or all equal)"
+                ),
                 **{fate: int(fates.get(fate, 0)) for fate in ("persists", "shrinks", "flips", "appears")},
             }
         )
@@ -98,10 +101,11 @@ def section_budget(ctx: Context) -> str:
         f"percentile bootstrap interval over seeds ({RESAMPLES} resamples; each budget's seeds drawn with replacement, "
         "all activations together). Verdicts against ReLU (paired by seed, Holm within the setting) at the short "
         "budget as its own report gives them (all its seeds and activations) and at this one: **persists** (the same "
-        "difference), **shrinks** (a difference there, no evidence here, the same sign), **flips** (a difference "
-        "there, the mean difference of the other sign here), **appears** (no evidence there, a difference here). "
-        "With fewer seeds here, a difference must be larger to be found: a shrink is no proof that the difference "
-        "is gone; read the intervals."
+        "difference), **shrinks** (a difference there, no evidence here; the mean difference may even change sign), "
+        "**flips** (the opposite difference here), **appears** (no evidence there, a difference here). With fewer "
+        "seeds here, a difference must be larger to be found, and the Holm family differs (there all the shorter "
+        "suite's activations, here this suite's): a verdict at the threshold can shrink or appear for that alone. "
+        "Read the intervals."
     )
     changed = both[both["fate"].ne("tied at both")].sort_values(["setting", "fate", "activation"], kind="stable")
     changed = changed.assign(
@@ -112,31 +116,41 @@ def section_budget(ctx: Context) -> str:
     )
     listing = tables.markdown_table(changed[["setting", "activation", "short budget", "long budget", "fate"]])
     tied = int(both["fate"].eq("tied at both").sum())
-    return (
-        f"{title}{summary(agreement, both)}\n\n{note}\n\n{tables.markdown_table(pd.DataFrame(rows))}\n\n"
+    listed = (
         f"Every verdict that is not a tie at both budgets (the other {tied} of {len(both)} are):\n\n{listing}\n"
+        if len(changed)
+        else f"All {len(both)} comparisons with ReLU are ties at both budgets.\n"
     )
+    return f"{title}{summary(agreement, both)}\n\n{note}\n\n{tables.markdown_table(pd.DataFrame(rows))}\n\n{listed}"
 
 
 def summary(agreement: pd.DataFrame, both: pd.DataFrame) -> str:
     """One sentence: the range of rho over the settings and how many verdicts persist, shrink, flip or appear."""
     fates = both["fate"].value_counts()
     differed = int(fates.get("persists", 0) + fates.get("shrinks", 0) + fates.get("flips", 0))
-    low, high = agreement["rho"].min(), agreement["rho"].max()
-    rho = f"between {low:.2f} and {high:.2f}" if len(agreement) > 1 else f"{low:.2f}"
-    flipped = both[both["fate"].eq("flips")]
+    computed = agreement["rho"].dropna()
+    low, high = computed.min(), computed.max()
+    rho = (
+        "not computed" if computed.empty else f"between {low:.2f} and {high:.2f}" if len(computed) > 1 else f"{low:.2f}"
+    )
+    flipped = both[both["fate"].eq("flips") | (both["fate"].eq("shrinks") & sign_changed(both))]
     names = "; ".join(
         f"{r['activation']} in {r['setting']}: {r['verdict_short']} {findings.points(r['mean_diff_short'])}, then "
         f"{r['verdict_long']} {findings.points(r['mean_diff_long'])}"
         for _, r in flipped.iterrows()
     )
     return (
-        f"Spearman's rho between the budgets is {rho} over the {findings.counted(len(agreement), 'setting')}. Of the "
+        f"Spearman's rho between the budgets is {rho} over the {findings.counted(len(computed), 'setting')}. Of the "
         f"{findings.counted(differed, 'difference')} from ReLU at the short budget, {int(fates.get('persists', 0))} "
-        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence and {int(fates.get('flips', 0))} flip sign"
-        + (f" ({names})" if names else "")
+        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence and {int(fates.get('flips', 0))} flip"
+        + (f" (the mean difference changes sign: {names})" if names else "")
         + f"; {int(fates.get('appears', 0))} appear only with the longer budget."
     )
+
+
+def sign_changed(both: pd.DataFrame) -> pd.Series:
+    """Whether the mean difference to ReLU has the other sign at the long budget."""
+    return (both["mean_diff_short"] > 0) != (both["mean_diff_long"] > 0)
 
 
 def section_longer(ctx: Context) -> str:

@@ -176,11 +176,12 @@ def context(
 
 
 def _one_rate_each(specs: pd.DataFrame) -> bool:
-    """Whether the rates differ between activations but each activation has one rate in each setting."""
+    """Whether each activation has one rate in each setting and the rates differ between activations in one."""
     if specs.empty or specs["lr"].nunique() < 2:
         return False
-    setting = [c for c in stats.SPEC_COLUMNS if c not in ("lr", "seed") and c in specs.columns]
-    return bool(specs.groupby(setting, dropna=False)["lr"].nunique().eq(1).all())
+    setting = [c for c in stats.SPEC_COLUMNS if c not in ("lr", "seed", "activation") and c in specs.columns]
+    one_each = specs.groupby([*setting, "activation"], dropna=False)["lr"].nunique().eq(1).all()
+    return bool(one_each and specs.groupby(setting, dropna=False)["lr"].nunique().gt(1).any())
 
 
 def _extremes(runs: pd.DataFrame, setting: list[str]) -> list[str]:

@@ -168,8 +168,11 @@ def regularizer_findings(ctx: Context) -> str:
         return "The suite has no runs without a regularizer to compare with."
     acc, gap = _against(ctx, "regularizer", "none", "test_acc"), _against(ctx, "regularizer", "none", "gap")
     both = acc.merge(gap, on=ctx.by, suffixes=("", "_gap"))
-    base = stats.summarize(ctx.runs[ctx.runs["regularizer"].eq("none")], "test_acc", by=ctx.by)
-    base_gap = stats.generalisation_gap(ctx.runs[ctx.runs["regularizer"].eq("none")], by=ctx.by)
+    none = ctx.runs[ctx.runs["regularizer"].eq("none")]
+    base = stats.summarize(none, "test_acc", by=ctx.by).merge(
+        stats.generalisation_gap(none, by=ctx.by)[[*ctx.by, "mean"]], on=ctx.by, suffixes=("", "_gap")
+    )
+    base = base.assign(_panel=ctx.label(base, drop=["regularizer"]).to_numpy()).set_index(["_panel", "activation"])
     head = (
         "Each regularizer against none, per activation: the paired difference (same initial weights and data order) "
         "in final test accuracy and in the train-test gap (train minus test accuracy; narrower is better), two-sided "
@@ -180,13 +183,12 @@ def regularizer_findings(ctx: Context) -> str:
     order = {r: i for i, r in enumerate(dict.fromkeys(ctx.runs["regularizer"]))}
     both = both.sort_values("regularizer", key=lambda c: c.map(order), kind="stable")
     for panel, activation, rows, _ in sorted(_groups(ctx, "regularizer", both), key=lambda g: g[3]):
-        me = base[base["activation"].eq(activation)]
-        me_gap = base_gap[base_gap["activation"].eq(activation)]
-        ref = f"none: test {me['mean'].iloc[0]:.4f}, gap {findings.points(me_gap['mean'].iloc[0])}" if len(me) else ""
+        me = base.loc[panel, activation] if (panel, activation) in base.index else None
+        ref = f"; none: test {me['mean']:.4f}, gap {findings.points(me['mean_gap'])}" if me is not None else ""
         effects_ = [
             f"{r['regularizer']}: test {_effect(r)}; gap {_effect(r, 'gap', '_gap')}" for _, r in rows.iterrows()
         ]
-        bullets.append(f"- **{activation}** ({panel}; {ref}):\n  - " + "\n  - ".join(effects_))
+        bullets.append(f"- **{activation}** ({panel}{ref}):\n  - " + "\n  - ".join(effects_))
     return "\n".join([head, "", *bullets, "", interaction_findings(ctx)]).rstrip()
 
 
@@ -202,16 +204,23 @@ def interaction_findings(ctx: Context) -> str:
         "accuracy (each run minus its seed's run without regularizer) across the activations: the test of the "
         f"activation x regularizer interaction, Holm over the regularizers; a difference only where p_holm < {ALPHA}."
     ]
+    several = len(table.drop_duplicates(panels)) > 1
+    table = table.assign(
+        _level=[
+            f"{r['regularizer']} in {p}" if several else r["regularizer"]
+            for p, (_, r) in zip(ctx.label(table, drop=["regularizer"]), table.iterrows(), strict=True)
+        ]
+    )
     for _, r in table.iterrows():
         test = f"F({r['df_between']}, {r['df_within']}) = {r['F']:.2f}, p_holm = {r['p_holm']:.3g}"
         gains = ", ".join(f"{a} {findings.points(g)}" for a, g in r["gains"].items())
         spread = f"mean gains {gains}: {100 * r['spread']:.2f} pt apart"
         if pd.isna(r["p_holm"]):
-            lines.append(f"- {r['regularizer']}: not tested (fewer than 2 activations with 2 gains).")
+            lines.append(f"- {r['_level']}: not tested (fewer than 2 activations with 2 gains).")
         elif r["p_holm"] < ALPHA:
-            lines.append(f"- **{r['regularizer']}**: the activations gain differently ({test}): {spread}.")
+            lines.append(f"- **{r['_level']}**: the activations gain differently ({test}): {spread}.")
         else:
-            lines.append(f"- {r['regularizer']}: no evidence that the activations gain differently ({test}; {spread}).")
+            lines.append(f"- {r['_level']}: no evidence that the activations gain differently ({test}; {spread}).")
     return "\n".join(lines)
 
 
@@ -233,6 +242,9 @@ def lr_findings(ctx: Context) -> str:
     bullets, summary = [], []
     for panel, activation, rows, _ in sorted(_groups(ctx, "lr", choice), key=lambda g: g[3]):
         best = rows.iloc[0]
+        if best["score"] == float("-inf"):  # every rate had a run that diverged or failed
+            bullets.append(f"- **{activation}** ({panel}): no rate trained on every seed; diverged or failed at each.")
+            continue
         mine = scores[(scores["activation"] == activation) & (ctx.label(scores, drop=["lr"]).to_numpy() == panel)]
         plateau = mine[mine["score"] >= best["score"] - PLATEAU]["lr"]
         broken = mine[mine["n_broken"] > 0]["lr"]
