@@ -233,7 +233,8 @@ def test_a_verdict_flips_only_to_the_opposite_verdict_and_a_sign_change_in_a_tie
     )
     agreement = pd.DataFrame({"rho": [0.76]})
     text = budget.summary(agreement, both)
-    assert "2 shrink to no evidence and 0 flip (the mean difference changes sign: silu in cnn: better +0.61" in text
+    assert "2 shrink to no evidence (the mean difference changes sign for silu in cnn: better +0.61" in text
+    assert "and 0 flip to the opposite verdict;" in text
     assert "elu in cnn" not in text
 
 

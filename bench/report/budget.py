@@ -133,18 +133,22 @@ def summary(agreement: pd.DataFrame, both: pd.DataFrame) -> str:
     rho = (
         "not computed" if computed.empty else f"between {low:.2f} and {high:.2f}" if len(computed) > 1 else f"{low:.2f}"
     )
-    flipped = both[both["fate"].eq("flips") | (both["fate"].eq("shrinks") & sign_changed(both))]
-    names = "; ".join(
-        f"{r['activation']} in {r['setting']}: {r['verdict_short']} {findings.points(r['mean_diff_short'])}, then "
-        f"{r['verdict_long']} {findings.points(r['mean_diff_long'])}"
-        for _, r in flipped.iterrows()
-    )
+
+    def named(rows: pd.DataFrame, what: str) -> str:
+        listed = "; ".join(
+            f"{r['activation']} in {r['setting']}: {r['verdict_short']} {findings.points(r['mean_diff_short'])}, "
+            f"then {r['verdict_long']} {findings.points(r['mean_diff_long'])}"
+            for _, r in rows.iterrows()
+        )
+        return f" ({what}{listed})" if listed else ""
+
+    turned = named(both[both["fate"].eq("shrinks") & sign_changed(both)], "the mean difference changes sign for ")
+    flipped = named(both[both["fate"].eq("flips")], "")
     return (
         f"Spearman's rho between the budgets is {rho} over the {findings.counted(len(computed), 'setting')}. Of the "
         f"{findings.counted(differed, 'difference')} from ReLU at the short budget, {int(fates.get('persists', 0))} "
-        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence and {int(fates.get('flips', 0))} flip"
-        + (f" (the mean difference changes sign: {names})" if names else "")
-        + f"; {int(fates.get('appears', 0))} appear only with the longer budget."
+        f"persist, {int(fates.get('shrinks', 0))} shrink to no evidence{turned} and {int(fates.get('flips', 0))} flip "
+        f"to the opposite verdict{flipped}; {int(fates.get('appears', 0))} appear only with the longer budget."
     )
 
 
