@@ -73,14 +73,23 @@ BUDGETS = {
 }
 
 
-def test_the_budget_section_gives_rho_and_what_became_of_each_verdict(tmp_path):
-    body = GRID + 'activation = ["relu", "elu", "tanh", "gelu", "sigmoid"]\nseeds = 3\n'
+def _two_budgets(tmp_path, activations: str, seeds: int, short_value, long_value):
+    """A suite at 2 epochs published as a bundle and the same at 8 with ``[budget] short`` naming it: the long
+    suite's report context."""
+    body = GRID + f"activation = {activations}\nseeds = {seeds}\n"
     short_suite = write_suite(tmp_path / "short.toml", body)
     long_suite = write_suite(
         tmp_path / "long.toml",
         body.replace("epochs = 2", "epochs = 8") + f'\n[budget]\nshort = "{tmp_path / "published"}"\n',
     )
+    short_store = synthetic_store(tmp_path / "short.sqlite", short_suite, short_value)
+    keys = results.suite_runs(command.load_plan(short_suite).specs, short_store).runs["key"]
+    bundle.write(short_store, keys, tmp_path / "published" / "runs.jsonl.gz", short_suite, provenance.git_sha())
+    long_store = synthetic_store(tmp_path / "long.sqlite", long_suite, long_value)
+    return command.load(long_suite, long_store, tmp_path / "out", None, timing=False)
 
+
+def test_the_budget_section_gives_rho_and_what_became_of_each_verdict(tmp_path):
     def value(budget: int):
         def at(spec, split):
             mean, wobble = BUDGETS[spec.activation][budget]
@@ -88,11 +97,7 @@ def test_the_budget_section_gives_rho_and_what_became_of_each_verdict(tmp_path):
 
         return at
 
-    short_store = synthetic_store(tmp_path / "short.sqlite", short_suite, value(0))
-    keys = results.suite_runs(command.load_plan(short_suite).specs, short_store).runs["key"]
-    bundle.write(short_store, keys, tmp_path / "published" / "runs.jsonl.gz", short_suite, provenance.git_sha())
-    long_store = synthetic_store(tmp_path / "long.sqlite", long_suite, value(1))
-    ctx = command.load(long_suite, long_store, tmp_path / "out", None, timing=False)
+    ctx = _two_budgets(tmp_path, '["relu", "elu", "tanh", "gelu", "sigmoid"]', 3, value(0), value(1))
     assert ctx.short_runs is not None and len(ctx.short_runs) == 15
 
     text = budget.section_budget(ctx)
@@ -239,17 +244,7 @@ def test_a_verdict_flips_only_to_the_opposite_verdict_and_a_sign_change_in_a_tie
 
 
 def test_without_relu_at_both_budgets_the_section_says_so(tmp_path):
-    body = GRID + 'activation = ["elu", "tanh", "gelu"]\nseeds = 2\n'
-    short_suite = write_suite(tmp_path / "short.toml", body)
-    long_suite = write_suite(
-        tmp_path / "long.toml",
-        body.replace("epochs = 2", "epochs = 8") + f'\n[budget]\nshort = "{tmp_path / "published"}"\n',
-    )
-    short_store = synthetic_store(tmp_path / "short.sqlite", short_suite, lambda spec, split: 0.9)
-    keys = results.suite_runs(command.load_plan(short_suite).specs, short_store).runs["key"]
-    bundle.write(short_store, keys, tmp_path / "published" / "runs.jsonl.gz", short_suite, provenance.git_sha())
-    long_store = synthetic_store(tmp_path / "long.sqlite", long_suite, lambda spec, split: 0.9)
-    ctx = command.load(long_suite, long_store, tmp_path / "out", None, timing=False)
+    ctx = _two_budgets(tmp_path, '["elu", "tanh", "gelu"]', 2, lambda spec, split: 0.9, lambda spec, split: 0.9)
     assert "No relu runs at both budgets" in budget.section_budget(ctx)
 
 
