@@ -12,7 +12,7 @@ from bench.config import SUITES_DIR, load_plan
 from bench.report import findings, tables
 from bench.report.comparisons import BASELINE, pairs
 from bench.report.context import MIN_WILCOXON_PAIRS, Context
-from bench.report.tuned import VERDICT, verdict_cell
+from bench.report.tuned import side_by_side, verdict_cell
 
 RESAMPLES = 2000
 
@@ -40,11 +40,8 @@ def verdicts(ctx: Context) -> pd.DataFrame:
     by = [c for c in stats.config_columns(short) if c != "lr"]
     before = stats.paired_tests(short, "test_acc", baseline=BASELINE, test=test, by=by)
     after = pairs(ctx)
-    cols = [*match, "activation", "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]
-    both = before[cols].merge(after[[*cols, "setting"]], on=[*match, "activation"], suffixes=("_short", "_long"))
-    both = both[both["n_pairs_short"].ge(2) & both["n_pairs_long"].ge(2)]
-    for side in ("short", "long"):
-        both[f"verdict_{side}"] = both[f"better_{side}"].map(VERDICT)
+    keys = [*match, "activation"]
+    both = side_by_side(before, after, keys, ("short", "long")).merge(after[[*keys, "setting"]], on=keys)
     return both.assign(fate=[_fate(a, b) for a, b in zip(both["verdict_short"], both["verdict_long"], strict=True)])
 
 

@@ -41,11 +41,13 @@ def _level(value: object) -> str:
 
 
 def _groups(ctx: Context, name: str, frame: pd.DataFrame):
-    """(panel label, activation, rows) for each panel (the setting without ``name``) and activation of ``frame``."""
+    """(panel label, activation, rows) for each panel (the setting without ``name``) and activation of ``frame``, the
+    activations in suite order."""
     frame = frame.assign(_panel=ctx.label(frame, drop=[name]).to_numpy())
     order = {a: i for i, a in enumerate(ctx.activations)}
-    for (panel, activation), rows in frame.groupby(["_panel", "activation"], sort=False):
-        yield panel, activation, rows, order.get(activation, len(order))
+    groups = frame.groupby(["_panel", "activation"], sort=False)
+    for (panel, activation), rows in sorted(groups, key=lambda g: order.get(g[0][1], len(order))):
+        yield panel, activation, rows
 
 
 def _against(ctx: Context, name: str, reference: str, metric: str) -> pd.DataFrame:
@@ -121,7 +123,7 @@ def init_findings(ctx: Context) -> str:
         "share of units with f' = 0 on every input. N(0, 1) is the textbook's plain normal init (`normal`)."
     )
     bullets = []
-    for panel, activation, rows, _ in sorted(_groups(ctx, "init", health), key=lambda g: g[3]):
+    for panel, activation, rows in _groups(ctx, "init", health):
         rows = rows.set_index("init").reindex([i for i in dict.fromkeys(ctx.runs["init"]) if i in set(rows["init"])])
         failed = [i for i in rows.index if rows.at[i, "failed"]]
         trains = [i for i in rows.index if i not in failed]
@@ -182,7 +184,7 @@ def regularizer_findings(ctx: Context) -> str:
     bullets = []
     order = {r: i for i, r in enumerate(dict.fromkeys(ctx.runs["regularizer"]))}
     both = both.sort_values("regularizer", key=lambda c: c.map(order), kind="stable")
-    for panel, activation, rows, _ in sorted(_groups(ctx, "regularizer", both), key=lambda g: g[3]):
+    for panel, activation, rows in _groups(ctx, "regularizer", both):
         me = base.loc[panel, activation] if (panel, activation) in base.index else None
         ref = f"; none: test {me['mean']:.4f}, gap {findings.points(me['mean_gap'])}" if me is not None else ""
         effects_ = [
@@ -240,7 +242,7 @@ def lr_findings(ctx: Context) -> str:
         "as 0) and the rates where runs diverged."
     )
     bullets, summary = [], []
-    for panel, activation, rows, _ in sorted(_groups(ctx, "lr", choice), key=lambda g: g[3]):
+    for panel, activation, rows in _groups(ctx, "lr", choice):
         best = rows.iloc[0]
         if best["score"] == float("-inf"):  # every rate had a run that diverged or failed
             bullets.append(f"- **{activation}** ({panel}): no rate trained on every seed; diverged or failed at each.")

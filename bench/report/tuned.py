@@ -93,16 +93,11 @@ def section_flips(ctx: Context) -> str:
     before = before.assign(setting=ctx.label(before).to_numpy())
     after = pairs(ctx)
     keys = ["setting", "activation"]
-    both = before[[*keys, "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]].merge(
-        after[[*keys, "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]], on=keys, suffixes=("_shared", "_tuned")
-    )
-    both = both[both["n_pairs_shared"].ge(2) & both["n_pairs_tuned"].ge(2)]
+    both = side_by_side(before, after, keys, ("shared", "tuned"))
     if both.empty:
         return title + f"No activation has at least 2 paired seeds under both protocols ({ctx.shared_source}).\n"
     rates = _rates(ctx, shared)
     both = both.merge(rates, on=keys, how="left")
-    for side in ("shared", "tuned"):
-        both[f"verdict_{side}"] = both[f"better_{side}"].map(VERDICT)
     both["flipped"] = both["verdict_shared"].ne(both["verdict_tuned"])
     # neither the activation's rate nor ReLU's moved: a change there is the re-run's and the Holm family's, not tuning's
     both["same_rates"] = both["lr_shared"].eq(both["lr_tuned"]) & both["relu_shared"].eq(both["relu_tuned"])
@@ -159,6 +154,15 @@ def section_flips(ctx: Context) -> str:
         else ""
     )
     return title + note + "\n\n" + tables.markdown_table(counts) + listing + "\n"
+
+
+def side_by_side(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], sides: tuple[str, str]) -> pd.DataFrame:
+    """Two tables of paired tests against ReLU of the same comparisons (``keys``) side by side, their columns
+    suffixed ``_<side>``, each with its ``verdict_<side>``; only comparisons with at least 2 pairs under both."""
+    cols = [*keys, "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]
+    both = before[cols].merge(after[cols], on=keys, suffixes=tuple(f"_{side}" for side in sides))
+    both = both[both[f"n_pairs_{sides[0]}"].ge(2) & both[f"n_pairs_{sides[1]}"].ge(2)]
+    return both.assign(**{f"verdict_{side}": both[f"better_{side}"].map(VERDICT) for side in sides})
 
 
 def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
