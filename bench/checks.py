@@ -13,16 +13,6 @@ import activations
 from bench.config import RunSpec
 
 FAR = 2.0  # an initializer's gain this many times above or below the activation's variance-keeping gain
-# The gain an initializer gives a layer (its weights' std times sqrt(fan_in)) for square layers; "normal" is N(0, 1),
-# whose gain is sqrt(fan_in) itself; auto and orthogonal use the activation's own gain.
-INIT_GAINS = {
-    "lecun": 1.0,
-    "xavier_normal": 1.0,
-    "xavier_uniform": 1.0,
-    "kaiming_normal": math.sqrt(2),
-    "kaiming_uniform": math.sqrt(2),
-    "he": math.sqrt(2),
-}
 
 
 @functools.cache
@@ -31,10 +21,13 @@ def _card_gain(activation: str) -> float:
 
 
 def _init_gain(spec: RunSpec) -> float | None:
-    """The gain ``spec.init`` gives the classifier layer (fan-in: the last hidden width), or None if it adapts."""
+    """The gain ``spec.init`` gives the classifier layer (fan-in: the last hidden width), or None if it adapts (or the
+    model has no hidden widths to tell)."""
+    from bench.harness.init import FIXED_GAINS  # the initializers' own table, loaded with them
+
     if spec.init == "normal":
-        return math.sqrt(spec.hidden[-1])
-    return INIT_GAINS.get(spec.init)
+        return math.sqrt(spec.hidden[-1]) if spec.hidden else None
+    return FIXED_GAINS.get(spec.init)
 
 
 def known_bad(specs: list[RunSpec]) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import activations
 from activations.errors import InputError, choose, close_names
+from bench import tasks
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DROPOUT_KINDS = ("plain", "alpha")  # alpha: AlphaDropout, which keeps SELU's self-normalisation
@@ -45,20 +46,18 @@ class ConfigError(InputError):
 
 @functools.cache
 def harness_names() -> dict[str, tuple[str, ...]]:
-    """Valid names per RunSpec field, the keys of the harness's own tables (name -> implementation).
+    """Valid names per RunSpec field that every task shares, the keys of the harness's own tables (name ->
+    implementation); a task's datasets, models and losses are the task's (:mod:`bench.tasks`).
 
-    Imported on first validation, not with this module: the spec is plain data, and importing it (or the analysis
-    and report built on it) loads no torch.
+    Imported on first validation, not with this module: importing the spec (or the analysis and report built on it)
+    loads no harness.
     """
-    from bench.harness import data, init, models, optim
+    from bench.harness import init, optim
 
     return {
-        "dataset": tuple(data.DATASETS),
-        "model": tuple(models.MODELS),
         "init": tuple(init.INITS),
         "optimizer": tuple(optim.OPTIMIZERS),
         "schedule": tuple(optim.SCHEDULES),
-        "loss": tuple(optim.LOSSES),
     }
 
 
@@ -126,23 +125,36 @@ class RunSpec:
     # A plugin activation's code (module:Class or entry point): sha256 of its module's source, set from the file, so
     # that an edit is a new run. Empty for the built-in and custom activations, whose code the git SHA versions.
     activation_sha: str = field(default="", init=False)
+    task: str = tasks.DEFAULT_TASK  # what the run does and how it is scored (bench.tasks): its datasets and models
+    # The model's own arguments besides its widths, (name, value) pairs sorted by name; a dict is accepted. Every
+    # argument the model has is filled in with its default, so that a default that changes is a new key.
+    model_args: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
-        for name, valid in harness_names().items():
+        task = tasks.TASKS[choose("task", self.task, tasks.TASKS, ConfigError)]
+        for name, valid in {**harness_names(), "dataset": task.datasets, "model": task.models}.items():
             choose("initializer" if name == "init" else name, getattr(self, name), valid, ConfigError)
+        choose(f"loss of task {task.name!r}", self.loss, task.losses, ConfigError)
         choose("dtype", self.dtype, DTYPES, ConfigError)
         choose("amp", self.amp, AMPS, ConfigError)
         choose("dropout kind", self.dropout_kind, DROPOUT_KINDS, ConfigError)
-        from bench.harness.models import DEFAULT_CHANNELS, DEFAULT_HIDDEN  # harness_names has imported it
-
         set_("activation", activations.canonical(self.activation))
         set_("activation_sha", activations.source_sha(self.activation))
-        set_("hidden", _widths("hidden", self.hidden) or DEFAULT_HIDDEN[self.model])
-        channels = _widths("channels", self.channels) or DEFAULT_CHANNELS.get(self.model, ())
-        if channels and self.model != "cnn":
-            raise ConfigError(f"channels apply to the cnn model only, not {self.model!r}")
-        set_("channels", channels)
+        defaults = task.models[self.model]
+        for name in WIDTH_FIELDS:
+            widths = _widths(name, getattr(self, name)) or defaults.get(name, ())
+            if widths and not defaults.get(name):
+                takes = ", ".join(m for m, args in task.models.items() if args.get(name)) or "no"
+                raise ConfigError(f"{name} apply to the {takes} model only, not {self.model!r}")
+            set_(name, widths)
+        args = dict(self.model_args) if isinstance(self.model_args, tuple | list | dict) else self.model_args
+        if not isinstance(args, dict):
+            raise ConfigError(f"model_args must be a table of the model's arguments, got {self.model_args!r}")
+        try:
+            set_("model_args", task.model_args(self.model, args))
+        except tasks.TaskError as exc:
+            raise ConfigError(str(exc)) from None
         set_("device", resolve_device(self.device))
         if self.amp != "none" and not self.device.startswith("cuda"):
             raise ConfigError(f"amp={self.amp!r} needs a CUDA device, not {self.device!r}")
@@ -177,7 +189,7 @@ class RunSpec:
     def canonical_json(self) -> str:
         """The key's text: every field, except a field added since the first store schema while at its default
         (so the keys of runs recorded before it was added stay the same)."""
-        values = {k: v for k, v in self.as_dict().items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
+        values = {k: v for k, v in self.as_dict().items() if k in KEYED_FIELDS or v != ADDED_FIELDS[k]}
         return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -193,14 +205,20 @@ class RunSpec:
         out = self.as_dict()
         out["hidden"] = ",".join(map(str, self.hidden))
         out["channels"] = ",".join(map(str, self.channels))
+        out["model_args"] = json.dumps(dict(self.model_args), sort_keys=True) if self.model_args else ""
         return out
 
 
 FIELDS = tuple(f.name for f in fields(RunSpec) if f.init)  # what a user sets: command line, suite files
-# Fields added after the first store schema, and their defaults: older records do not carry them, and a key leaves
-# them out at their default, so the keys of older runs stay the same.
-ADDED_FIELDS = {name: RunSpec.__dataclass_fields__[name].default for name in ("activation_sha", "dropout_kind")}
-WIDTH_FIELDS = ("hidden", "channels")
+# The fields of the first store schema: always in a key. Every field added since is left out of a key while at its
+# default (older records do not carry it), so a new field cannot change the key of a run recorded before it.
+KEYED_FIELDS = (
+    *("dataset", "model", "hidden", "channels", "activation", "init", "bias_init", "optimizer", "lr", "momentum"),
+    *("nesterov", "schedule", "batch_size", "epochs", "seed", "weight_decay", "decay_act_params", "dropout"),
+    *("batch_norm", "augment", "patience", "loss", "device", "dtype", "amp", "compile"),
+)
+ADDED_FIELDS = {f.name: f.default for f in fields(RunSpec) if f.name not in KEYED_FIELDS}
+WIDTH_FIELDS = tasks.WIDTH_FIELDS
 
 
 def make_spec(values: dict[str, Any]) -> RunSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import activations
 from activations import errors
+from bench import tasks
 from bench.config import (
     DEFAULT_STORE,
     DEVICES,
@@ -78,8 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="activation spec, repeatable or comma-separated: elu, 'elu(alpha=0.5)', pkg.module:Class",
     )
-    what.add_argument("--dataset", metavar="NAMES", help=f"dataset(s) (default mnist; {NAMES})")
-    what.add_argument("--model", metavar="NAMES", help=f"network(s) (default mlp; {NAMES})")
+    what.add_argument(
+        "--task", metavar="NAMES", help=f"what the network does and how it is scored (default {tasks.DEFAULT_TASK})"
+    )
+    what.add_argument("--dataset", metavar="NAMES", help=f"dataset(s) of the task (default mnist; {NAMES})")
+    what.add_argument("--model", metavar="NAMES", help=f"network(s) of the task (default mlp; {NAMES})")
+    what.add_argument(
+        "--model-args", metavar="ARGS", help="the model's own arguments, e.g. n_layer=4,n_head=4 (default: its own)"
+    )
     what.add_argument("--hidden", metavar="WIDTHS", help="dense hidden widths, e.g. 512,256 (default: the model's)")
     what.add_argument("--channels", metavar="WIDTHS", help="cnn conv widths, e.g. 32,64 (default 16,32)")
     what.add_argument(
@@ -172,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs (key, done or todo) and exit; needs no store or data"
     )
-    p.add_argument("--list", action="store_true", help="print the valid names of every option that takes names")
+    p.add_argument(
+        "--list", action="store_true", help="print the tasks (datasets, models, metric) and every option's valid names"
+    )
     p.add_argument("--json", action="store_true", help="one JSON record per finished run on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -211,6 +221,9 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if name in ("hidden", "channels"):
             values[name] = text
             continue
+        if name == "model_args":
+            values[name] = _model_args(text)
+            continue
         items = [_convert(name, t) for t in split_list(text)]
         values[name] = items if len(items) > 1 else items[0]
     if args.seeds is not None:
@@ -218,7 +231,30 @@ def grid_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def _model_args(text: str) -> dict[str, Any]:
+    """``n_layer=4,dropout=0.1`` as a dict of Python literals (a bare word is a string)."""
+    out = {}
+    for item in split_list(text):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"model arguments are name=value pairs separated by commas, got {item!r}")
+        try:
+            out[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[name.strip()] = value.strip()
+    return out
+
+
 def _list() -> int:
+    """Each task with its datasets, models, losses and metric; then the names every task shares."""
+    for task in tasks.TASKS.values():
+        metric = task.metric
+        better = "higher" if metric.higher_is_better else "lower"
+        print(f"task {task.name}: {task.description}")
+        print(f"  datasets: {', '.join(f'{d} (chance {m.chance:.4g})' for d, m in task.datasets.items())}")
+        print(f"  models: {', '.join(task.models)}")
+        print(f"  losses: {', '.join(task.losses)}")
+        print(f"  metric: {metric.label} ({metric.name}, {better} is better; differences in {metric.unit})")
     for field, names in {**harness_names(), "activation": tuple(activations.names())}.items():
         print(f"{field}: {', '.join(names)}")
     return 0
@@ -299,7 +335,7 @@ def _body(args: argparse.Namespace) -> int:
     plan = load_plan(args.suite, overrides=values) if args.suite else Plan(expand(values))
     if args.dry_run:
         return _dry_run(plan, args.store)
-    from bench.harness import data
+    from bench.harness.loop import check_data
     from bench.runs.executors import check  # torch: not needed for --help, --list or --dry-run
 
     specs = plan.specs
@@ -307,8 +343,7 @@ def _body(args: argparse.Namespace) -> int:
     for spec in dict.fromkeys(s.activation for s in specs):  # a broken activation: now, before any store exists
         activations.check(spec)
     _warn(specs)
-    for name in sorted({s.dataset for s in specs}):  # bad data folder: fail now, not after an hour
-        data.load(name, args.data_dir, download=args.download)
+    check_data(specs, args.data_dir, args.download)  # bad data folder: fail now, not after an hour
     with Store(args.store) as store:
 
         def on_record(record: dict) -> None:

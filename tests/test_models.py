@@ -10,8 +10,10 @@ import torch.nn as nn
 
 import activations
 from bench.harness import models
-from bench.harness.init import INITS, initialize
+from bench.harness.images import IMAGE_CLASSIFICATION
+from bench.harness.init import FIXED_GAINS, INITS, initialize
 from bench.harness.regularize import param_groups
+from bench.tasks import IMAGE_MODELS
 
 IN_SHAPE, CLASSES = (1, 28, 28), 10
 
@@ -20,7 +22,7 @@ def build(model, act="relu", **kw):
     return models.build(model, IN_SHAPE, CLASSES, functools.partial(activations.create, act), **kw)
 
 
-@pytest.mark.parametrize("model", models.MODELS)
+@pytest.mark.parametrize("model", models.FEATURES)
 @pytest.mark.parametrize("act", ["relu", "tanh", "prelu", "maxout", "maxout(k=3)", "swish_beta"])
 def test_only_the_injected_activation_appears(model, act):
     net = build(model, act, dropout=0.2, batch_norm=True)
@@ -70,7 +72,7 @@ def test_a_matched_variant_has_relus_parameter_count_within_one_width_step(model
     assert _count(unmatched) > 1.9 * _count(relu)
     assert abs(_count(matched) - _count(relu)) <= 0.02 * _count(relu)
     # no network with every width scaled by one factor comes closer (brute force over the scale, step 1/400)
-    hidden, channels = models.DEFAULT_HIDDEN[model], models.DEFAULT_CHANNELS.get(model, ())
+    hidden, channels = IMAGE_MODELS[model]["hidden"], IMAGE_MODELS[model]["channels"]
     best = min(
         abs(_count(build(model, wide, hidden=scale(hidden, s), channels=scale(channels, s))) - _count(relu))
         for s in np.arange(0.5, 0.9, 1 / 400)
@@ -101,6 +103,12 @@ def test_dropout_and_batch_norm_are_optional():
     assert [type(m).__name__ for m in models.activation_modules(alpha)] == ["SELU", "SELU"]
 
 
+def init(net, scheme, gain, seed, bias=0.0):
+    """The image task's initialisation: the first layer at gain 1, every later one at the activation's ``gain``."""
+    layers = models.weight_layers(net)
+    initialize(layers, IMAGE_CLASSIFICATION.gains(layers, gain), scheme, seed, bias)
+
+
 def _weights(net):
     return [m.weight.detach().clone() for m in models.weight_layers(net)]
 
@@ -109,7 +117,7 @@ def test_auto_init_gives_every_activation_the_same_draws_scaled_by_its_gain():
     gains = {a: activations.card(a).gain for a in ("relu", "tanh")}
     nets = {a: build("mlp", a) for a in gains}
     for a, net in nets.items():
-        initialize(net, "auto", gains[a], seed=3)
+        init(net, "auto", gains[a], seed=3)
     w_relu, w_tanh = _weights(nets["relu"]), _weights(nets["tanh"])
     torch.testing.assert_close(w_relu[0], w_tanh[0])  # first layer: data inputs, gain 1
     for r, t in zip(w_relu[1:], w_tanh[1:], strict=True):
@@ -120,17 +128,17 @@ def test_auto_init_gives_every_activation_the_same_draws_scaled_by_its_gain():
 
 def test_layers_with_equal_shapes_get_equal_draws_even_when_others_differ():
     relu, maxout = build("mlp", "relu"), build("mlp", "maxout")
-    initialize(relu, "lecun", 1.0, seed=1)
-    initialize(maxout, "lecun", 1.0, seed=1)
+    init(relu, "lecun", 1.0, seed=1)
+    init(maxout, "lecun", 1.0, seed=1)
     torch.testing.assert_close(_weights(relu)[-1], _weights(maxout)[-1])  # classifier: (10, 256) in both
 
 
 @pytest.mark.parametrize("scheme", INITS)
 def test_every_initializer_is_seeded_and_sets_biases(scheme):
     a, b, c = build("mlp"), build("mlp"), build("mlp")
-    initialize(a, scheme, math.sqrt(2), seed=0, bias=0.1)
-    initialize(b, scheme, math.sqrt(2), seed=0, bias=0.1)
-    initialize(c, scheme, math.sqrt(2), seed=1, bias=0.1)
+    init(a, scheme, math.sqrt(2), seed=0, bias=0.1)
+    init(b, scheme, math.sqrt(2), seed=0, bias=0.1)
+    init(c, scheme, math.sqrt(2), seed=1, bias=0.1)
     for wa, wb, wc in zip(_weights(a), _weights(b), _weights(c), strict=True):
         assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert all(torch.all(m.bias == 0.1) for m in models.weight_layers(a))
@@ -138,9 +146,9 @@ def test_every_initializer_is_seeded_and_sets_biases(scheme):
 
 def test_textbook_normal_init_has_unit_std_and_lecun_one_over_root_n():
     net = build("mlp")
-    initialize(net, "normal", 1.0, seed=0)
+    init(net, "normal", 1.0, seed=0)
     assert _weights(net)[0].std().item() == pytest.approx(1.0, rel=0.01)
-    initialize(net, "lecun", 1.0, seed=0)
+    init(net, "lecun", 1.0, seed=0)
     assert _weights(net)[0].std().item() == pytest.approx(1 / math.sqrt(784), rel=0.01)
 
 
@@ -154,3 +162,10 @@ def test_weight_decay_applies_to_weights_only():
     assert prelu_slopes <= {id(p) for p in no_decay["params"]}
     decay, _ = param_groups(net, 1e-3, decay_act_params=True)
     assert prelu_slopes <= {id(p) for p in decay["params"]}
+
+
+@pytest.mark.parametrize("scheme", FIXED_GAINS)
+def test_the_fixed_gain_of_an_initializer_is_what_it_draws(scheme):
+    weight = torch.empty(512, 512)
+    INITS[scheme](weight, 3.0, torch.Generator().manual_seed(0))  # a fixed gain ignores the activation's
+    assert weight.std().item() * math.sqrt(512) == pytest.approx(FIXED_GAINS[scheme], rel=0.01)

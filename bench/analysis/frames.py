@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.config import ADDED_FIELDS, FIELDS, RunSpec
+from bench.tasks import fill_metric
 
 __all__ = ["MATCH_COLUMNS", "SuiteRuns", "match", "matched", "spec_frame"]
 
@@ -39,8 +40,10 @@ def spec_frame(specs: list[RunSpec]) -> pd.DataFrame:
 def matched(specs: list[RunSpec], stored: pd.DataFrame) -> pd.DataFrame:
     """Every record of ``stored`` that is a run of one of ``specs``, with ``_spec``: that spec's position."""
     stored = stored.copy()
-    for name, default in ADDED_FIELDS.items():  # a record from before the field existed had its default
-        stored[name] = stored[name].fillna(default) if name in stored.columns else default
+    flat = RunSpec().flat()  # as the store holds them
+    for name in ADDED_FIELDS:  # a record from before the field existed had its default
+        stored[name] = stored[name].fillna(flat[name]) if name in stored.columns else flat[name]
+    stored = fill_metric(stored)  # and its task's metric
     if stored.empty or not set(MATCH_COLUMNS) <= set(stored.columns):
         return stored.iloc[0:0].assign(_spec=pd.Series(dtype=int))
     # Compare as the store holds them: JSON scalars, widths joined by commas.

@@ -26,16 +26,15 @@ import torch.nn as nn
 
 import activations
 from activations.errors import InputError
+from bench import tasks
 from bench.config import RECORD_SCHEMA, RunSpec, Status
-from bench.harness import data, models, optim
+from bench.harness import optim
 from bench.harness.init import initialize
 from bench.harness.probes import probe, saved_bytes
 from bench.harness.regularize import EarlyStopping, param_groups
+from bench.harness.tasks import code
 from bench.provenance import git_sha
 
-EVAL_BATCH = 1000
-PROBE_SIZE = 512
-FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 AUGMENT_SEED_OFFSET = 7919  # augmentation draws get their own stream, apart from the batch order's
 DENORMAL_BITS = 1 << 20  # the int32 bits of a float32 denormal (1.5e-39), made without float arithmetic
 # cuBLAS reads its workspace setting when a process first uses it: set here, before any run of this process starts
@@ -152,28 +151,25 @@ def flush_denormals(device: torch.device):
             torch.set_flush_denormal(False)
 
 
-def build_model(spec: RunSpec, splits: data.Splits) -> nn.Module:
+def load(spec: RunSpec, data_dir: str | Path | None = None, download: bool = False) -> object:
+    """The data of ``spec``'s task and dataset on the spec's device."""
+    return code(spec.task).load(spec, data_dir, torch.device(spec.device), download)
+
+
+def check_data(specs: list[RunSpec], data_dir: str | Path | None = None, download: bool = False) -> None:
+    """Load each task's dataset that ``specs`` use once, on the CPU: a missing or damaged file is one error line now,
+    before any run starts."""
+    for spec in {(s.task, s.dataset): s for s in specs}.values():
+        code(spec.task).load(spec, data_dir, torch.device("cpu"), download)
+
+
+def build_model(spec: RunSpec, data: object) -> nn.Module:
     """The spec's network with the spec's activation and initializer, on the CPU, before any training."""
-    act_layer = functools.partial(activations.create, spec.activation)
-    model = models.build(
-        spec.model,
-        splits.in_shape,
-        splits.num_classes,
-        act_layer,
-        hidden=spec.hidden,
-        channels=spec.channels,
-        dropout=spec.dropout,
-        dropout_kind=spec.dropout_kind,
-        batch_norm=spec.batch_norm,
-    )
-    gain = activations.card(spec.activation).gain
-    initialize(model, spec.init, gain, spec.seed, bias=spec.bias_init)
+    task = code(spec.task)
+    model = task.build(spec, data, functools.partial(activations.create, spec.activation))
+    layers = task.weight_layers(model)
+    initialize(layers, task.gains(layers, activations.card(spec.activation).gain), spec.init, spec.seed, spec.bias_init)
     return model
-
-
-def channels_last(spec: RunSpec) -> bool:
-    """A float32 CNN on the CPU runs channels-last (oneDNN's fast layout); on CUDA it keeps cuDNN's native NCHW."""
-    return spec.model == "cnn" and spec.dtype == "float32" and spec.device == "cpu"
 
 
 @dataclass(eq=False)
@@ -185,7 +181,7 @@ class RunState:
     """
 
     spec: RunSpec
-    splits: data.Splits
+    data: object  # what the task's ``load`` returned
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object
@@ -207,92 +203,73 @@ class RunState:
     def __post_init__(self) -> None:
         spec = self.spec
         self.device = device = torch.device(spec.device)
-        self.stopper = EarlyStopping(spec.patience)
-        self.dtype = getattr(torch, spec.dtype)
-        self.channels_last = channels_last(spec)
-        self.step = torch.compile(self.model) if spec.compile else self.model
+        self.task = code(spec.task)
+        self.metric = tasks.get(spec.task).datasets[spec.dataset]
+        self.stopper = EarlyStopping(spec.patience, self.metric.higher_is_better)
+        self.forward = torch.compile(self.model) if spec.compile else self.model
         self.order_gen = torch.Generator().manual_seed(spec.seed)
         self.aug_gen = torch.Generator(device=device).manual_seed(spec.seed + AUGMENT_SEED_OFFSET)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp == "bf16")
         self.max_abs_df = activations.card(spec.activation).max_abs_df
-        self.probe_x = self.prepare(data.to_float(self.splits.val_x[:PROBE_SIZE], self.splits))
-        self.probe_y = self.splits.val_y[:PROBE_SIZE]
+        self.probe_x, self.probe_y = self.task.probe_batch(spec, self.data)
 
     @classmethod
-    def start(cls, spec: RunSpec, splits: data.Splits, started: float, started_at: str) -> RunState:
-        """A fresh run of ``spec`` on ``splits``: its initial weights, optimizer and schedule; seeds the global RNG."""
-        dtype = getattr(torch, spec.dtype)
-        model = build_model(spec, splits).to(device=spec.device, dtype=dtype)
+    def start(cls, spec: RunSpec, data: object, started: float, started_at: str) -> RunState:
+        """A fresh run of ``spec`` on ``data``: its initial weights, optimizer and schedule; seeds the global RNG."""
+        task = code(spec.task)
+        model = build_model(spec, data).to(device=spec.device, dtype=getattr(torch, spec.dtype))
         torch.manual_seed(spec.seed)  # dropout masks and rrelu slopes; everything else has its own generator
-        if channels_last(spec):
+        if getattr(task, "channels_last", lambda spec: False)(spec):
             model = model.to(memory_format=torch.channels_last)
         groups = param_groups(model, spec.weight_decay, spec.decay_act_params)
         optimizer = optim.OPTIMIZERS[spec.optimizer](groups, spec)
         scheduler = optim.SCHEDULES[spec.schedule](optimizer, spec.epochs)
-        loss_fn = optim.LOSSES[spec.loss](splits.num_classes)
-        return cls(spec, splits, model, optimizer, scheduler, loss_fn, started, started_at)
-
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """A float batch in the run's dtype and memory format."""
-        x = x.to(self.dtype)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        return cls(spec, data, model, optimizer, scheduler, task.loss(spec, data), started, started_at)
 
     def log(self, epoch: int, split: str, metrics: dict[str, float]) -> None:
         self.epochs.extend({"epoch": epoch, "split": split, "metric": k, "value": float(v)} for k, v in metrics.items())
 
-    @torch.no_grad()
-    def _loss_acc(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        """Mean loss and accuracy over a whole split, in eval mode."""
-        self.model.eval()
-        total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
-        correct = torch.zeros((), dtype=torch.int64, device=x.device)
-        for i in range(0, len(x), EVAL_BATCH):
-            xb, yb = self.prepare(data.to_float(x[i : i + EVAL_BATCH], self.splits)), y[i : i + EVAL_BATCH]
-            out = self.model(xb)
-            total_loss += self.loss_fn(out, yb).double() * len(yb)
-            correct += (out.argmax(1) == yb).sum()
-        self.model.train()
-        return float(total_loss) / len(x), float(correct) / len(x)
-
     def evaluate(self, epoch: int) -> None:
-        """Validation and test loss and accuracy, and the per-layer probes, logged for ``epoch``."""
-        s = self.splits
-        for split, x, y in (("val", s.val_x, s.val_y), ("test", s.test_x, s.test_y)):
-            loss, acc = self._loss_acc(x, y)
-            self.last[f"{split}_loss"], self.last[f"{split}_acc"] = loss, acc
-            self.log(epoch, split, {"loss": loss, "acc": acc})
-        self.layers.extend(probe(self.model, self.probe_x, self.probe_y, self.loss_fn, self.max_abs_df, epoch))
+        """Validation and test loss and metric, and the per-layer probes, logged for ``epoch``."""
+        for split in ("val", "test"):
+            metrics = self.task.evaluate(self.spec, self.model, self.data, split, self.loss_fn)
+            self.last.update({f"{split}_{k}": v for k, v in metrics.items()})
+            self.log(epoch, split, metrics)
+        acts, layers = self.task.activations(self.model), self.task.weight_layers(self.model)
+        rows = probe(self.model, self.probe_x, self.probe_y, self.loss_fn, self.max_abs_df, epoch, acts, layers)
+        self.layers.extend(rows)
 
-    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pass over the training set in this seed's order; the summed loss and the correct count."""
-        spec, splits, device = self.spec, self.splits, self.device
+    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One epoch of the task's training batches in this seed's order; the summed loss and the summed score (None
+        where the task's metric is its loss)."""
+        spec, device = self.spec, self.device
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        n = len(splits.train_x)
-        perm = torch.randperm(n, generator=self.order_gen).to(device)
-        for i in range(0, n, spec.batch_size):
-            idx = perm[i : i + spec.batch_size]
-            xb, yb = data.batch(splits, idx, spec.augment, self.aug_gen)
+        score_sum = None
+        for xb, yb in self.task.batches(spec, self.data, self.order_gen, self.aug_gen):
             with self.autocast:
-                out = self.step(self.prepare(xb))
+                out = self.forward(self.task.prepare(spec, xb))
                 loss = self.loss_fn(out, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_sum += loss.detach().double() * len(idx)
-            correct += (out.detach().argmax(1) == yb).sum()
+            loss_sum += loss.detach().double() * len(yb)
+            score = self.task.score(out.detach(), yb)
+            score_sum = score if score_sum is None else score_sum + score
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return loss_sum, correct
+        return loss_sum, score_sum
 
-    def end_epoch(self, epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, lr: float, seconds: float) -> bool:
+    def end_epoch(
+        self, epoch: int, loss_sum: torch.Tensor, score: torch.Tensor | None, lr: float, seconds: float
+    ) -> bool:
         """Log a trained epoch and evaluate it; False (and status ``diverged``) if its training loss is not finite."""
-        n = len(self.splits.train_x)
+        n = self.task.samples(self.data)
         self.epochs_run, self.train_seconds, self.seen = epoch, self.train_seconds + seconds, self.seen + n
-        train_loss, train_acc = float(loss_sum) / n, float(correct) / n
-        self.last.update(train_loss=train_loss, train_acc=train_acc)
-        self.log(epoch, "train", {"loss": train_loss, "acc": train_acc, "lr": lr, "seconds": seconds})
+        train = {"loss": float(loss_sum) / n, **({self.metric.name: float(score) / n} if score is not None else {})}
+        self.last.update({f"train_{k}": v for k, v in train.items()})
+        self.log(epoch, "train", {**train, "lr": lr, "seconds": seconds})
+        train_loss = train["loss"]
         if not math.isfinite(train_loss):
             self.status, self.diverged_epoch = Status.DIVERGED, epoch
             self.error = f"training loss became {train_loss} in epoch {epoch}"
@@ -302,18 +279,20 @@ class RunState:
 
     def next_epoch(self, epoch: int) -> bool:
         """Early stopping and the learning-rate schedule after an evaluated epoch; False when the run stops."""
-        stop = self.stopper.update(epoch, self.last["val_acc"], self.last["val_loss"])
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(self.last["val_acc"])
+        stop = self.stopper.update(epoch, self.last[self.metric.val], self.last["val_loss"])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # it watches a rising score
+            self.scheduler.step(self.metric.sign * self.last[self.metric.val])
         elif self.scheduler is not None:
             self.scheduler.step()
         return not stop
 
     def to_record(self) -> dict:
         """The flat record: spec fields, final and best-on-validation metrics, timings, environment."""
-        spec, stopper, last = self.spec, self.stopper, self.last
-        best = (stopper.best_epoch, "test", "acc")
+        spec, stopper, last, metric = self.spec, self.stopper, self.last, self.metric
+        best = (stopper.best_epoch, "test", metric.name)
         at_best = (r["value"] for r in self.epochs if (r["epoch"], r["split"], r["metric"]) == best)
+        names = dict.fromkeys(("loss", metric.name))  # the loss, and the metric where it is not the loss
+        finals = [f"{split}_{name}" for split in ("train", "val", "test") for name in names]
         return {
             "key": spec.key,
             "status": self.status,
@@ -323,11 +302,11 @@ class RunState:
             "stopped_early": self.status == Status.OK and self.epochs_run < spec.epochs,
             "diverged_epoch": self.diverged_epoch,
             "best_epoch": stopper.best_epoch,
-            "best_val_acc": stopper.best_acc if stopper.best_epoch else math.nan,
+            metric.best_val: stopper.best if stopper.best_epoch else math.nan,
             "best_val_loss": stopper.best_loss,
-            "test_acc_at_best": next(at_best, math.nan),
-            **{k: last.get(k, math.nan) for k in FINAL_METRICS},
-            "gap": last.get("train_acc", math.nan) - last.get("test_acc", math.nan),
+            f"{metric.test}_at_best": next(at_best, math.nan),
+            **{k: last.get(k, math.nan) for k in finals},
+            "gap": metric.gap(last.get(metric.train, math.nan), last.get(metric.test, math.nan)),
             "train_seconds": self.train_seconds,
             "wall_seconds": time.perf_counter() - self.started,
             "samples_per_second": self.seen / self.train_seconds if self.train_seconds else math.nan,
@@ -337,6 +316,7 @@ class RunState:
             "started_at": self.started_at,
             **environment(spec.device),
             "flush_denormal": self.flush_denormal,
+            **metric.record(),
         }
 
 
@@ -350,7 +330,7 @@ def run(
     """Train ``spec`` to the end (or to divergence / early stop) and return its record and rows: the one epoch loop."""
     started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     device = torch.device(spec.device)
-    splits = data.load(spec.dataset, data_dir, device=device, download=download)
+    data = load(spec, data_dir, download)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with (
@@ -358,14 +338,14 @@ def run(
         reproducible(device),
         flush_denormals(device) as flushed,
     ):
-        state = RunState.start(spec, splits, started, started_at)
+        state = RunState.start(spec, data, started, started_at)
         state.flush_denormal = flushed
         state.evaluate(0)  # the starting point of every curve, and gradients at initialisation
         for epoch in range(1, spec.epochs + 1):
             lr = state.optimizer.param_groups[0]["lr"]
             tic = time.perf_counter()
-            loss_sum, correct = state.train_epoch()
-            if not state.end_epoch(epoch, loss_sum, correct, lr, time.perf_counter() - tic):
+            loss_sum, score = state.train_epoch()
+            if not state.end_epoch(epoch, loss_sum, score, lr, time.perf_counter() - tic):
                 break
             if on_epoch is not None:
                 on_epoch(epoch, dict(state.last))

@@ -10,9 +10,8 @@ import torch
 import torch.nn as nn
 
 import activations
+from bench.tasks import IMAGE_MODELS  # each network's default widths
 
-DEFAULT_HIDDEN = {"mlp": (256, 256), "deep_mlp": (64,) * 10, "cnn": (128,)}
-DEFAULT_CHANNELS = {"cnn": (16, 32)}
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 
 
@@ -50,7 +49,7 @@ def _conv_blocks(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_
     """5x5 conv blocks (conv -> [batch norm] -> activation -> 2x2 max-pool), and the flattened width after them."""
     c, h, w = in_shape
     layers: list[nn.Module] = []
-    for width in channels or DEFAULT_CHANNELS["cnn"]:
+    for width in channels or IMAGE_MODELS["cnn"]["channels"]:
         pre = _pre_width(width, act_layer)
         layers.append(nn.Conv2d(c, pre, kernel_size=5, padding=2))
         if batch_norm:
@@ -62,12 +61,12 @@ def _conv_blocks(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_
 
 DROPOUTS = {"plain": nn.Dropout, "alpha": nn.AlphaDropout}
 
-# The networks by name: each is its feature layers, then flatten, dense blocks and a linear classifier.
-MODELS = {"mlp": _pixels, "deep_mlp": _pixels, "cnn": _conv_blocks}
+# The networks by name, each as its feature layers (then flatten, dense blocks and a linear classifier follow).
+FEATURES = {"mlp": _pixels, "deep_mlp": _pixels, "cnn": _conv_blocks}
 
 
 def _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout_layer, batch_norm) -> nn.Sequential:
-    layers, features = MODELS[model](in_shape, channels, act_layer, batch_norm)
+    layers, features = FEATURES[model](in_shape, channels, act_layer, batch_norm)
     layers.append(nn.Flatten())
     layers += _dense_blocks(features, hidden, act_layer, dropout_layer, batch_norm)
     layers.append(nn.Linear(hidden[-1], num_classes))
@@ -116,12 +115,12 @@ def build(
     """An ``mlp``/``deep_mlp`` (flatten, dense blocks) or ``cnn`` (5x5 conv blocks with 2x2 max-pool, then dense).
 
     Every hidden block is layer -> [batch norm] -> activation -> [dropout on dense blocks, plain or alpha]; the last
-    layer is a linear classifier producing logits. Default widths come from DEFAULT_HIDDEN/DEFAULT_CHANNELS. An
+    layer is a linear classifier producing logits. Default widths are the task's (``bench.tasks.IMAGE_MODELS``). An
     activation with ``matches_parameters = True`` (maxout_matched) gets every width scaled down by one factor, so
     that the network has as many parameters as with ReLU: capacity held equal, only the function differs.
     """
-    hidden = hidden or DEFAULT_HIDDEN[model]
-    channels = channels or DEFAULT_CHANNELS.get(model, ())
+    hidden = hidden or IMAGE_MODELS[model]["hidden"]
+    channels = channels or IMAGE_MODELS[model]["channels"]
     if getattr(act_layer(), "matches_parameters", False):
         hidden, channels = _matched_widths(model, in_shape, num_classes, act_layer, hidden, channels, batch_norm)
     dropout_layer = functools.partial(DROPOUTS[dropout_kind], dropout) if dropout else None

@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 
 from activations.properties import SATURATION, f_and_df
-from bench.harness.models import activation_modules, weight_layers
 
 
 def probe(
@@ -20,14 +19,15 @@ def probe(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     max_abs_df: float,
     epoch: int,
+    acts: list[nn.Module],
+    layers: list[nn.Module],
 ) -> list[dict]:
     """Long-format rows (epoch, layer, name, metric, value) for one probe batch, in eval mode.
 
-    Layer i is the i-th weight layer and the activation that follows it; the classifier is the last
-    layer and has only a gradient norm. A unit (feature or channel) is dead when f' = 0 for every
-    sample (and position) of the batch. Parameter gradients are cleared before and after.
+    Layer i is the i-th weight layer and the activation that follows it (``acts`` and ``layers``: the task says which
+    modules they are); the classifier is the last layer and has only a gradient norm. A unit (feature or channel) is
+    dead when f' = 0 for every sample (and position) of the batch. Parameter gradients are cleared before and after.
     """
-    acts, layers = activation_modules(model), weight_layers(model)
     captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     hooks = [
         m.register_forward_hook(lambda _m, inp, out, i=i: captured.__setitem__(i, (inp[0].detach(), out.detach())))

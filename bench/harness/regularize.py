@@ -1,7 +1,8 @@
-"""Regularizers that need more than a flag: L2 on weights only, and early stopping on validation accuracy."""
+"""Regularizers that need more than a flag: L2 on weights only, and early stopping on the validation score."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch.nn as nn
@@ -31,14 +32,17 @@ def param_groups(model: nn.Module, weight_decay: float, decay_act_params: bool =
 
 @dataclass
 class EarlyStopping:
-    """Tracks the best validation accuracy; says stop after ``patience`` epochs without improvement (0 = never)."""
+    """Tracks the best validation score (the task's metric, higher or lower is better) and the validation loss at it;
+    says stop after ``patience`` epochs without improvement (0 = never)."""
 
     patience: int
-    best_acc: float = float("-inf")
+    higher_is_better: bool = True
+    best: float = float("nan")  # the best score; NaN before an epoch has a finite one
     best_loss: float = float("nan")
     best_epoch: int = 0
 
-    def update(self, epoch: int, val_acc: float, val_loss: float) -> bool:
-        if val_acc > self.best_acc:
-            self.best_acc, self.best_loss, self.best_epoch = val_acc, val_loss, epoch
+    def update(self, epoch: int, score: float, val_loss: float) -> bool:
+        sign = 1 if self.higher_is_better else -1
+        if sign * score > (sign * self.best if self.best_epoch else -math.inf):
+            self.best, self.best_loss, self.best_epoch = score, val_loss, epoch
         return self.patience > 0 and epoch - self.best_epoch >= self.patience

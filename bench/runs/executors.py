@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from activations.errors import InputError, choose
+from bench import tasks
 from bench.config import RunSpec, Status
 from bench.harness import loop
 from bench.runs import cluster
@@ -177,12 +178,14 @@ class Slots:
 _events = None  # the worker's queue of epoch events to the driver (set by _start_worker)
 
 
-def _start_worker(threads: int, events) -> None:
-    """Pool initializer: torch threads once per worker; Ctrl-C is the driver's to handle, not the workers'; a worker
-    whose driver died (kill -9) ends itself, since nothing would collect its results."""
+def _start_worker(threads: int, events, registered: dict) -> None:
+    """Pool initializer: torch threads once per worker; the tasks registered in the driver (a task registered in a
+    notebook or test trains in the workers too); Ctrl-C is the driver's to handle, not the workers'; a worker whose
+    driver died (kill -9) ends itself, since nothing would collect its results."""
     import torch
 
     global _events
+    tasks.TASKS.update(registered)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_flush_denormal(True)  # before torch starts its threads, which inherit it (see loop.flush_denormals)
     torch.set_num_threads(threads)
@@ -246,7 +249,9 @@ def _pool(
     alone = False
 
     def new_pool() -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(threads, events))
+        return cf.ProcessPoolExecutor(
+            workers, context, initializer=_start_worker, initargs=(threads, events, tasks.TASKS)
+        )
 
     def submit(spec: RunSpec) -> None:
         flight[pool.submit(_work, spec, data_dir, download)] = spec

@@ -1,0 +1,208 @@
+"""Tasks: what a setting is. A task names its datasets (each with its metric), its networks (each with its default
+arguments), its losses and the code that trains it; the harness runs that code, analysis and reports read the metric.
+
+This module is plain data (no torch): a spec is checked against it, and analysis reads a run's metric from the run's
+own record (:func:`metric_record`, :meth:`Metric.of`), so that a report needs no task code. A task's code is named
+by ``implementation``, ``"module:attribute"`` (imported when a run trains, :mod:`bench.harness.tasks`), or is the
+object itself. Register a new one with :func:`register`; the registry is a dict of name -> task, as timm's are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from activations.errors import InputError, choose
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class TaskError(InputError):
+    """An unknown task, or a dataset, model, loss or model argument that the task does not have."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a task scores a run: records carry ``val_<name>``, ``test_<name>`` and ``train_<name>``.
+
+    ``scale`` and ``unit`` say how a difference is shown (accuracy: x100, "pt"; a loss: x1 in its own unit, "nats").
+    ``chance`` is what a network that learned nothing scores (ten classes: 0.1; a language model: the loss of the
+    uniform distribution): the level a run that did not learn stays at.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    unit: str
+    scale: float = 1.0
+    chance: float = math.nan
+
+    @property
+    def val(self) -> str:
+        return f"val_{self.name}"
+
+    @property
+    def test(self) -> str:
+        return f"test_{self.name}"
+
+    @property
+    def train(self) -> str:
+        return f"train_{self.name}"
+
+    @property
+    def best_val(self) -> str:
+        return f"best_val_{self.name}"
+
+    @property
+    def sign(self) -> int:
+        """+1 where higher is better, -1 where lower is: ``sign * value`` is larger for the better run."""
+        return 1 if self.higher_is_better else -1
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b``."""
+        return self.sign * a > self.sign * b
+
+    def gap(self, train: float, test: float) -> float:
+        """How much better the network does on its training data than on test (positive: it fits train better)."""
+        return self.sign * (train - test)
+
+    def diff(self, value: float) -> str:
+        """A difference as the metric shows it: ``+0.81 pt``, ``-0.012 nats``."""
+        return f"{self.scale * value:+.{self.decimals}f} {self.unit}"
+
+    def interval(self, low: float, high: float) -> str:
+        """``[+0.50, +1.12]``: an interval of a difference, in the unit of :meth:`diff`."""
+        return f"[{self.scale * low:+.{self.decimals}f}, {self.scale * high:+.{self.decimals}f}]"
+
+    @property
+    def decimals(self) -> int:
+        return 2 if self.scale >= 100 else 3
+
+    def record(self) -> dict[str, Any]:
+        """The record's columns that name this metric (see :meth:`of`)."""
+        return {
+            "metric": self.name,
+            "metric_label": self.label,
+            "metric_higher": self.higher_is_better,
+            "metric_unit": self.unit,
+            "metric_scale": self.scale,
+            "chance": self.chance,
+        }
+
+    @classmethod
+    def of(cls, runs: pd.DataFrame) -> Metric:
+        """The one metric of ``runs`` (records, or a frame with :func:`fill_metric` applied): an error where the runs
+        are scored by different metrics, which no table may mix. Its ``chance`` is the runs' only one, else NaN (read
+        the ``chance`` column per run where datasets differ)."""
+        import pandas as pd  # analysis reads runs as frames; the spec that imports this module needs no pandas
+
+        columns = [c for c in METRIC_COLUMNS if c != "chance"]
+        if runs.empty or not set(columns) <= set(runs.columns):
+            return ACCURACY
+        kinds = runs[columns].drop_duplicates()
+        if len(kinds) > 1:
+            raise TaskError(f"the runs are scored by {len(kinds)} metrics ({', '.join(kinds['metric'])}): report apart")
+        name, label, higher, unit, scale = kinds.iloc[0]
+        chances = pd.to_numeric(runs["chance"]).drop_duplicates() if "chance" in runs.columns else []
+        chance = float(chances.iloc[0]) if len(chances) == 1 else math.nan
+        return cls(str(name), str(label), bool(higher), str(unit), float(scale), chance)
+
+
+METRIC_COLUMNS = ("metric", "metric_label", "metric_higher", "metric_unit", "metric_scale", "chance")
+ACCURACY = Metric("acc", "accuracy", True, "pt", 100.0)
+
+
+def accuracy(classes: int) -> Metric:
+    """Classification accuracy over ``classes`` classes: chance is guessing one class, 1 / classes."""
+    return replace(ACCURACY, chance=1 / classes)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A kind of setting: ``datasets`` (name -> its metric), ``models`` (name -> default arguments: ``hidden`` and
+    ``channels`` are RunSpec fields of their own, the rest go in ``model_args``), ``losses`` (names, the first the
+    default) and ``implementation``, the code that loads, builds, trains and evaluates (:mod:`bench.harness.tasks`)."""
+
+    name: str
+    description: str
+    datasets: dict[str, Metric]
+    models: dict[str, dict[str, Any]]
+    losses: tuple[str, ...]
+    implementation: Any  # "module:attribute", or the object itself
+
+    @property
+    def metric(self) -> Metric:
+        """The metric of every dataset of the task, without a chance level (each dataset has its own)."""
+        return replace(next(iter(self.datasets.values())), chance=math.nan)
+
+    def model_args(self, model: str, given: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """``given`` model arguments checked against the model's own (names and types), the rest at their defaults;
+        sorted (name, value) pairs. The width fields are RunSpec fields, not model arguments."""
+        defaults = {k: v for k, v in self.models[model].items() if k not in WIDTH_FIELDS}
+        for name, value in given.items():
+            choose(f"argument of model {model!r}", name, defaults, TaskError)
+            want = type(defaults[name])
+            if isinstance(value, bool) != (want is bool) or not isinstance(value, float if want is float else want):
+                if not (want is float and isinstance(value, int) and not isinstance(value, bool)):
+                    raise TaskError(f"model argument {name} must be a {want.__name__}, got {value!r}")
+        return tuple(sorted({**defaults, **{k: type(defaults[k])(v) for k, v in given.items()}}.items()))
+
+
+WIDTH_FIELDS = ("hidden", "channels")
+IMAGE_MODELS = {
+    "mlp": {"hidden": (256, 256), "channels": ()},
+    "deep_mlp": {"hidden": (64,) * 10, "channels": ()},
+    "cnn": {"hidden": (128,), "channels": (16, 32)},
+}
+IMAGE_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task, replace_existing: bool = False) -> Task:
+    """Add ``task`` to the registry under its name (an error where the name is taken, unless ``replace_existing``)."""
+    if task.name in TASKS and not replace_existing:
+        raise TaskError(f"a task named {task.name!r} is registered already")
+    TASKS[task.name] = task
+    return task
+
+
+def get(name: str) -> Task:
+    """The registered task ``name``; an unknown name is one error line with the closest names."""
+    return TASKS[choose("task", name, TASKS, TaskError)]
+
+
+DEFAULT_TASK = "image_classification"
+register(
+    Task(
+        name=DEFAULT_TASK,
+        description="classify 28x28 or 32x32 images into 10 or 100 classes; scored by accuracy",
+        datasets={name: accuracy(classes) for name, classes in IMAGE_CLASSES.items()},
+        models=IMAGE_MODELS,
+        losses=("cross_entropy", "mse_sigmoid", "mse_softmax"),
+        implementation="bench.harness.images:IMAGE_CLASSIFICATION",
+    )
+)
+
+
+def fill_metric(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the metric's columns of each run's task and dataset where a record lacks them (records written
+    before the metric was recorded: the image classification task's, whose accuracy they carry)."""
+    import pandas as pd
+
+    if runs.empty or all(c in runs.columns and runs[c].notna().all() for c in METRIC_COLUMNS):
+        return runs
+    column = lambda name, default: runs[name].fillna(default) if name in runs.columns else [default] * len(runs)
+    known = [
+        TASKS[t].datasets[d].record() if t in TASKS and d in TASKS[t].datasets else {}
+        for t, d in zip(column("task", DEFAULT_TASK), column("dataset", ""), strict=True)
+    ]
+    filled = pd.DataFrame(known, index=runs.index, columns=list(METRIC_COLUMNS))
+    out = runs.copy()
+    for column in METRIC_COLUMNS:
+        out[column] = out[column].fillna(filled[column]) if column in out.columns else filled[column]
+    return out
+
+
+BASELINE = "relu"  # what every activation is compared with, in every task: findings, forest plots, compare
