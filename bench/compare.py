@@ -27,32 +27,34 @@ from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Plan, RunSpec, Sta
 from bench.run import split_list, train
 from bench.runs import bundle
 from bench.runs.store import Store
+from bench.tasks import BASELINE, Metric
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from bench.analysis import frames
 
-CONTROL = "relu"
-# What a run's result is: equal in two runs of one spec and seed when their environments compute alike. Timings and
-# provenance are left out, and so is the per-epoch training time (split "train", metric "seconds").
+# What a run's result is, besides its metric's columns (result_fields): equal in two runs of one spec and seed when
+# their environments compute alike. Timings and provenance are left out, and so is the per-epoch training time (split
+# "train", metric "seconds").
 RESULT_FIELDS = (
     "status",
     "epochs_run",
     "diverged_epoch",
     "best_epoch",
-    "best_val_acc",
     "best_val_loss",
-    "test_acc_at_best",
     "train_loss",
-    "train_acc",
     "val_loss",
-    "val_acc",
     "test_loss",
-    "test_acc",
     "parameters",
     "saved_bytes_per_sample",
 )
+
+
+def result_fields(metric: Metric) -> tuple[str, ...]:
+    """Every field of a run's result: RESULT_FIELDS and the columns of the metric it is scored by."""
+    return (*RESULT_FIELDS, metric.best_val, f"{metric.test}_at_best", metric.train, metric.val, metric.test)
+
 
 EXAMPLES = """\
 examples:
@@ -109,12 +111,13 @@ def _same(a: object, b: object) -> bool:
 
 
 def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
-    """One row per control run paired with the published run of its spec and seed: both test accuracies, their
-    absolute difference, and ``identical`` (every result field and per-epoch and per-layer value equal)."""
+    """One row per control run paired with the published run of its spec and seed: both values of the test metric,
+    their absolute difference, and ``identical`` (every result field and per-epoch and per-layer value equal)."""
     import pandas as pd
 
     from bench.analysis import frames
 
+    metric = Metric.of(control.runs)
     on = [c for c in frames.MATCH_COLUMNS if c != "activation_sha"]
     pairs = control.runs.merge(published.runs, on=on, suffixes=("", "_published"))
 
@@ -126,7 +129,7 @@ def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
     identical = []
     for _, pair in pairs.iterrows():
         here, there = pair["key"], pair["key_published"]
-        fields = all(_same(pair.get(f), pair.get(f"{f}_published")) for f in RESULT_FIELDS if f in control.runs)
+        fields = all(_same(pair.get(f), pair.get(f"{f}_published")) for f in result_fields(metric) if f in control.runs)
         same_rows = all(
             rows(mine, here).equals(rows(theirs, there))
             for mine, theirs in ((control.epochs, published.epochs), (control.layers, published.layers))
@@ -137,9 +140,9 @@ def drift(published: frames.SuiteRuns, control: frames.SuiteRuns):
         {
             "setting": setting,
             "seed": pairs["seed"],
-            "published": pairs["test_acc_published"],
-            "control": pairs["test_acc"],
-            "abs_diff": (pairs["test_acc"] - pairs["test_acc_published"]).abs(),
+            "published": pairs[f"{metric.test}_published"],
+            "control": pairs[metric.test],
+            "abs_diff": (pairs[metric.test] - pairs[f"{metric.test}_published"]).abs(),
             "identical": identical,
         }
     )
@@ -159,8 +162,8 @@ def _published(where: Path, suite: str, folder: Path) -> tuple[dict, frames.Suit
         )
     specs, choices, _ = evaluation(load_plan(suite), path)
     found = results.suite_runs(specs, path)
-    if CONTROL not in set(found.runs["activation"]):
-        raise bundle.BundleError(f"{bundle.bundle_path(where)} has no {CONTROL} runs to compare with")
+    if BASELINE not in set(found.runs["activation"]):
+        raise bundle.BundleError(f"{bundle.bundle_path(where)} has no {BASELINE} runs to compare with")
     return header, found, choices
 
 
@@ -169,9 +172,10 @@ def _expected(todo: list, published: frames.SuiteRuns) -> dict[str, float]:
     activation's run the mean over every published activation's runs (its own cost is not known yet)."""
     runs = published.runs
     field = runs.groupby(["dataset", "model"])["wall_seconds"].mean()
-    relu = runs[runs["activation"].eq(CONTROL)].groupby(["dataset", "model"])["wall_seconds"].mean()
+    relu = runs[runs["activation"].eq(BASELINE)].groupby(["dataset", "model"])["wall_seconds"].mean()
     return {
-        s.key: float((relu if s.activation == CONTROL else field).get((s.dataset, s.model), field.mean())) for s in todo
+        s.key: float((relu if s.activation == BASELINE else field).get((s.dataset, s.model), field.mean()))
+        for s in todo
     }
 
 
@@ -206,7 +210,7 @@ def _plan(plan: Plan, control: list[RunSpec], expected: dict[str, float], worker
 def _body(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from bench.harness import data
+    from bench.harness.loop import check_data
     from bench.report import compare_page
     from bench.report.command import evaluation
     from bench.runs import results
@@ -226,12 +230,13 @@ def _body(args: argparse.Namespace) -> int:
     plan = load_plan(args.suite, overrides={"activation": names, "device": args.device})  # tuned as the suite is
     where = Path(args.published or Path("reports") / suite_path(args.suite).stem)
     out = Path(args.out or Path("reports") / report_name(names))
-    for dataset in sorted({s.dataset for s in plan.specs}):
-        data.load(dataset, args.data_dir, download=args.download)
+    check_data(plan.specs, args.data_dir, args.download)  # each task's data, before anything trains
     with tempfile.TemporaryDirectory(prefix="actbench-published-") as folder:
         header, published, choices = _published(where, args.suite, Path(folder))
         # the control: ReLU's published evaluation runs (at its chosen rates in a tuned suite), trained here
-        control_specs = [dataclasses.replace(s, device=args.device) for s in published.specs if s.activation == CONTROL]
+        control_specs = [
+            dataclasses.replace(s, device=args.device) for s in published.specs if s.activation == BASELINE
+        ]
         with Store(args.store) as store:
             pub = {r["key"]: r for r in published.runs[["key", "started_at", "host"]].to_dict("records")}
             # The published runs themselves (imported into this store with bench.bundle): no control; train again.

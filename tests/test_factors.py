@@ -11,6 +11,7 @@ from bench.analysis import effects
 from bench.config import Status
 from bench.report import budget, command, comparisons, context, factors
 from bench.runs import bundle, results
+from bench.tasks import ACCURACY
 
 # ---------------------------------------------------------------------------------------------------------------
 # Rank agreement between budgets.
@@ -237,7 +238,7 @@ def test_a_verdict_flips_only_to_the_opposite_verdict_and_a_sign_change_in_a_tie
         }
     )
     agreement = pd.DataFrame({"rho": [0.76]})
-    text = budget.summary(agreement, both)
+    text = budget.summary(agreement, both, ACCURACY)
     assert "2 shrink to no evidence (the mean difference changes sign for silu in cnn: better +0.61" in text
     assert "and 0 flip to the opposite verdict;" in text
     assert "elu in cnn" not in text

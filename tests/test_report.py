@@ -19,6 +19,7 @@ from bench.report import command, comparisons, figures, findings, grids, page, t
 from bench.run import main as run_main
 from bench.runs import bundle, results
 from bench.runs.store import Store
+from bench.tasks import ACCURACY, Metric, accuracy
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUITES = ("default", "init", "regularizers", "lr", "seed-claims")
@@ -602,8 +603,43 @@ def test_a_tie_on_accuracy_says_who_reaches_the_target_sooner_and_counts_never()
     speed = pd.DataFrame(
         {"activation": ["relu", "elu", "tanh", "gelu"], "epoch_median": [2.0, 1.0, np.inf, 2.0], "target": 0.9}
     )
-    text = findings.speed_findings(tied, speed)
+    text = findings.speed_findings(tied, speed, ACCURACY)
     assert "reaching the validation target (0.9000) sooner: elu (1 epoch); later: tanh (never in most runs)" in text
-    assert "gelu" not in text and text.endswith("ReLU: 2 epochs.")
-    assert findings.speed_findings(tied, speed.assign(epoch_median=2.0)) == ""  # all as fast: nothing to say
-    assert findings.speed_findings(tied.iloc[0:0], speed) == ""
+    assert text.startswith("  - As accurate as ReLU") and "gelu" not in text and text.endswith("ReLU: 2 epochs.")
+    assert findings.speed_findings(tied, speed.assign(epoch_median=2.0), ACCURACY) == ""  # all as fast: nothing to say
+    assert findings.speed_findings(tied.iloc[0:0], speed, ACCURACY) == ""
+
+
+LOSS = Metric("loss", "loss", False, "nats", chance=math.log(65))  # a language model's, lower is better
+
+
+def test_findings_state_differences_in_the_metrics_unit():
+    row = {"activation": "gelu", "mean_diff": 0.00812, "ci_low": 0.005, "ci_high": 0.0112}
+    assert findings.effect(pd.Series(row), ACCURACY) == "gelu +0.81 pt [+0.50, +1.12]"
+    loss = {**row, "mean_diff": -0.0123, "ci_low": -0.02, "ci_high": -0.0046}
+    assert findings.effect(pd.Series(loss), LOSS) == "gelu -0.012 nats [-0.020, -0.005]"
+    assert findings.unit_words(ACCURACY)[2] == "percentage points" and findings.unit_words(LOSS) == ("nats",) * 3
+    assert findings.level(accuracy(10), 0.1) == "10 %" and findings.level(LOSS, LOSS.chance) == "4.17 nats"
+    assert findings.gap_sides(ACCURACY) == ("train", "test") and findings.gap_sides(LOSS) == ("test", "train")
+    assert [findings.plural(w) for w in ("setting", "accuracy", "loss")] == ["settings", "accuracies", "losses"]
+
+
+def test_lower_is_better_findings_name_the_lowest_loss_better_in_nats():
+    tests = pd.DataFrame(
+        {
+            "setting": "lm",
+            "activation": ["gelu", "tanh", "elu"],
+            "n_pairs": 3,
+            "test": "ttest",
+            "mean_diff": [-0.05, 0.08, 0.01],
+            "ci_low": [-0.07, 0.06, -0.01],
+            "ci_high": [-0.03, 0.1, 0.03],
+            "better": ["better", "worse", "no evidence"],
+            "params_ratio": 1.0,
+        }
+    )
+    text = findings.markdown(tests, {"lm": "ReLU 1.5000"}, LOSS)
+    assert "final test loss against ReLU's" in text and "interval of the mean difference in nats." in text
+    assert "Better than ReLU: gelu -0.050 nats [-0.070, -0.030]." in text
+    assert "Worse than ReLU: tanh +0.080 nats [+0.060, +0.100]." in text
+    assert "No evidence of a difference for elu +0.010 nats" in text

@@ -16,6 +16,7 @@ from bench.report import command, comparisons, tuned
 from bench.run import main as run_main
 from bench.runs import bundle
 from bench.runs.store import Store
+from bench.tasks import ACCURACY, Metric
 
 GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 BEST = {"relu": 1e-3, "tanh": 3e-3, "sigmoid": 1e-2, "selu": 3e-4}  # each activation's known best rate
@@ -87,6 +88,23 @@ def test_a_rate_that_breaks_on_one_seed_is_never_chosen(status):
 def test_equal_scores_go_to_the_smaller_rate():
     runs = synthetic().assign(val_acc=0.9)
     assert set(chosen(runs).values()) == {min(GRID)}
+
+
+def test_a_lower_is_better_metric_chooses_the_lowest_mean_and_a_broken_rate_scores_plus_infinity():
+    loss = Metric("loss", "loss", False, "nats")
+    runs = synthetic().assign(val_loss=lambda f: 1 - f["val_acc"])  # lowest where validation accuracy peaks
+    broken = runs["activation"].eq("tanh") & runs["lr"].eq(3e-3) & runs["seed"].eq(101)
+    runs.loc[broken, "status"] = "diverged"
+    table = tuning.choose(runs, ["dataset", "model"], loss).set_index(["dataset", "activation"])
+    assert table.loc[("mnist", "relu"), "lr"] == BEST["relu"] and table.loc[("mnist", "selu"), "edge"] == "low"
+    assert table.loc[("mnist", "tanh"), "lr"] != 3e-3 and table.loc[("mnist", "tanh"), "n_broken"] == 1
+    scores = tuning.scores(runs, ["dataset", "model"], loss).set_index(["dataset", "activation", "lr"])["score"]
+    assert scores["mnist", "tanh", 3e-3] == math.inf and scores["mnist", "relu", 1e-3] < scores["mnist", "relu", 1e-2]
+    uniform = Metric("loss", "loss", False, "nats", chance=4.0)  # a broken rate averages in at chance
+    floored = tuning.floored(tuning.scores(runs, ["dataset", "model"], uniform), uniform)
+    assert floored["score"].max() == 4.0 and tuning.worst(uniform) == 4.0 and tuning.worst(ACCURACY) == 0.0
+    equal = synthetic().assign(val_loss=0.5)
+    assert set(tuning.choose(equal, ["dataset", "model"], loss)["lr"]) == {min(GRID)}  # ties: the smaller rate
 
 
 def test_an_edge_is_extended_by_one_step_of_the_grid():

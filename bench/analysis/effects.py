@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.analysis.stats import holm, metric_values
+from bench.tasks import Metric
 
 INTERACTION_COLUMNS = ("F", "df_between", "df_within", "p_value", "p_holm", "n_items", "spread", "gains")
 AGREEMENT_COLUMNS = ("n_items", "rho", "ci_low", "ci_high", "n_short_seeds", "n_long_seeds")
@@ -34,12 +35,18 @@ def gains(
 
 
 def interaction(
-    runs: pd.DataFrame, factor: str, reference: str, metric: str, setting: Sequence[str], item: str = "activation"
+    runs: pd.DataFrame,
+    factor: str,
+    reference: str,
+    metric: str,
+    setting: Sequence[str],
+    item: str = "activation",
+    higher_is_better: bool = True,
 ) -> pd.DataFrame:
     """Whether the items (activations) gain differently from each level of ``factor`` over ``reference``: per setting
     and level, a one-way ANOVA of the per-seed gains (:func:`gains`) across items, which is the test of the item x
     factor interaction for that level; ``p_holm`` within each setting (the family: its levels). ``spread`` is the
-    largest minus the smallest mean gain, ``gains`` each item's mean gain (largest first). Items with fewer than 2
+    largest minus the smallest mean gain, ``gains`` each item's mean gain (the best first). Items with fewer than 2
     gains are left out; a level with fewer than 2 items left has NaN statistics, one whose gains are all equal
     F = 0, p = 1."""
     setting = list(setting)
@@ -63,7 +70,7 @@ def interaction(
                 "p_value": float(p_value),
                 "n_items": len(by_item),
                 "spread": means.max() - means.min() if len(means) else np.nan,
-                "gains": means.sort_values(ascending=False).to_dict(),
+                "gains": means.sort_values(ascending=not higher_is_better).to_dict(),
             }
         )
     columns = [*setting, factor, *INTERACTION_COLUMNS]
@@ -83,7 +90,8 @@ def _seed_matrix(runs: pd.DataFrame, metric: str, items: list[str], item: str) -
 
 
 def _rho(short: np.ndarray, long: np.ndarray) -> float:
-    """Spearman's rho between two vectors of means; an item without an ok run ranks last (as in ``stats.ranks``)."""
+    """Spearman's rho between two vectors of means, larger the better; an item without an ok run ranks last (as in
+    ``stats.ranks``)."""
     a, b = np.nan_to_num(short, nan=-np.inf), np.nan_to_num(long, nan=-np.inf)
     if np.ptp(sps.rankdata(a)) == 0 or np.ptp(sps.rankdata(b)) == 0:
         return np.nan
@@ -94,7 +102,7 @@ def rank_agreement(
     short: pd.DataFrame,
     long: pd.DataFrame,
     setting: Sequence[str],
-    metric: str = "test_acc",
+    metric: str | None = None,
     item: str = "activation",
     resamples: int = 2000,
     confidence: float = 0.95,
@@ -103,14 +111,17 @@ def rank_agreement(
     """Per setting: Spearman's rank correlation between the items' mean ``metric`` in ``short`` and in ``long`` (two
     sets of runs of the same settings, e.g. two training budgets), over the items in both, with a percentile bootstrap
     interval over seeds: each set's seeds are resampled with replacement, jointly for all items (a seed is one draw of
-    initial weights and data order, shared by the items)."""
+    initial weights and data order, shared by the items). ``metric``: the runs' own test metric where not given;
+    items rank in the direction of the runs' metric."""
+    own = Metric.of(long)
+    metric, sign = metric or own.test, own.sign
     rng = np.random.default_rng(seed)
     rows = []
     for keys, mine in long.groupby(list(setting), sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         theirs = short[(short[list(setting)] == pd.Series(keys, index=list(setting))).all(axis=1)]
         items = [a for a in dict.fromkeys(mine[item]) if a in set(theirs[item])]
-        a, b = _seed_matrix(theirs, metric, items, item), _seed_matrix(mine, metric, items, item)
+        a, b = (sign * _seed_matrix(runs, metric, items, item) for runs in (theirs, mine))  # larger is better
         with warnings.catch_warnings():  # an item without an ok run in a resample has a NaN mean, by design
             warnings.simplefilter("ignore", RuntimeWarning)
             rho = _rho(np.nanmean(a, axis=0), np.nanmean(b, axis=0)) if len(items) >= 3 else np.nan

@@ -5,6 +5,8 @@ A *configuration* is every RunSpec field except ``seed`` (and ``device``/``compi
 the result), so runs of one configuration differ only by seed; a *pair* is two runs of the same configuration
 and seed that differ only in activation. Only ``ok`` runs enter a mean or a test; diverged and failed runs are
 counted in their own columns so that they are shown, never silently dropped. Non-finite values are missing.
+Where no metric is named, a function reads the runs' own (:meth:`bench.tasks.Metric.of`): its test column and
+whether higher is better.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.config import FIELDS, Status
+from bench.tasks import BASELINE, Metric
 
 SPEC_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("seed", "device", "compile"))
 DESCRIBE_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max")
@@ -55,6 +58,14 @@ def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
     return values.where(runs["status"].eq(Status.OK) & np.isfinite(values))
 
 
+def _scored(runs: pd.DataFrame, metric: str | None, higher_is_better: bool | None) -> tuple[str, bool]:
+    """``metric`` and whether higher is better, each the runs' own test metric's where not given."""
+    if metric is not None and higher_is_better is not None:
+        return metric, higher_is_better
+    own = Metric.of(runs)
+    return metric or own.test, own.higher_is_better if higher_is_better is None else higher_is_better
+
+
 def _describe(frame: pd.DataFrame, keys: list[str], column: str, confidence: float) -> pd.DataFrame:
     """n, mean, std, sem, Student t interval, min, max of ``column`` per ``keys`` group; NaN values are skipped."""
     values = pd.to_numeric(frame[column]).astype(float)
@@ -69,7 +80,7 @@ def _describe(frame: pd.DataFrame, keys: list[str], column: str, confidence: flo
 
 
 def summarize(
-    runs: pd.DataFrame, metric: str = "test_acc", by: Columns = None, confidence: float = 0.95
+    runs: pd.DataFrame, metric: str | None = None, by: Columns = None, confidence: float = 0.95
 ) -> pd.DataFrame:
     """One row per configuration (or ``by`` group): mean, std, sem and t interval of ``metric`` over ok runs.
 
@@ -77,7 +88,7 @@ def summarize(
     with a finite value and n_missing the ok runs without one. With n == 1 std, sem and the interval are NaN.
     """
     keys = _columns(runs, by)
-    values = metric_values(runs, metric)
+    values = metric_values(runs, metric or Metric.of(runs).test)
     frame = runs.assign(
         _value=values,
         _missing=runs["status"].eq(Status.OK) & values.isna(),
@@ -90,18 +101,24 @@ def summarize(
     return out[list(SUMMARY_COLUMNS)].reset_index()
 
 
+def gap_values(runs: pd.DataFrame) -> pd.Series:
+    """Per run, the train-test gap of the runs' metric (:meth:`bench.tasks.Metric.gap`: positive = the model fits
+    its training data better than test), NaN where the run is not ok."""
+    metric = Metric.of(runs)
+    return metric.gap(metric_values(runs, metric.train), metric_values(runs, metric.test))
+
+
 def generalisation_gap(runs: pd.DataFrame, by: Columns = None, confidence: float = 0.95) -> pd.DataFrame:
-    """``train_acc - test_acc`` summarised like :func:`summarize` (positive = the model fits train better)."""
-    gap = metric_values(runs, "train_acc") - metric_values(runs, "test_acc")
-    return summarize(runs.assign(gap=gap), "gap", by, confidence)
+    """The train-test gap (:func:`gap_values`) summarised like :func:`summarize`."""
+    return summarize(runs.assign(gap=gap_values(runs)), "gap", by, confidence)
 
 
 def ranks(
     runs: pd.DataFrame,
-    metric: str = "test_acc",
+    metric: str | None = None,
     group: Columns = ("dataset", "model"),
     item: str = "activation",
-    higher_is_better: bool = True,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
     """Rank (1 = best, ties averaged) of each item's mean within each group, one column per group ("mnist/mlp").
 
@@ -109,6 +126,7 @@ def ranks(
     An item with no ok run in a group ranks last there: diverging everywhere is a result.
     """
     keys = _columns(runs, group)
+    metric, higher_is_better = _scored(runs, metric, higher_is_better)
     means = summarize(runs, metric, by=[*keys, item])
     means["rank"] = means.groupby(keys, dropna=False)["mean"].rank(
         ascending=not higher_is_better, method="average", na_option="bottom"
@@ -124,12 +142,13 @@ def ranks(
 def bootstrap_rank(
     runs: pd.DataFrame,
     target: str,
-    metric: str = "test_acc",
+    metric: str | None = None,
     group: Columns = ("dataset", "model"),
     item: str = "activation",
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
     """Per group, ``target``'s rank (1 = best) by mean ``metric`` among the items with an ok run there, and its
     interval from a bootstrap over seeds: each resample draws the seeds with replacement and ranks every item's
@@ -137,7 +156,9 @@ def bootstrap_rank(
     ``rank_high``, ``n_items``, ``mean`` (the target's), ``best`` (the item with the top mean) and ``excluded``
     (items without an ok run there, comma-joined)."""
     keys = _columns(runs, group)
-    frame = runs[[*keys, item, "seed"]].assign(_value=metric_values(runs, metric))
+    metric, higher_is_better = _scored(runs, metric, higher_is_better)
+    sign = 1 if higher_is_better else -1
+    frame = runs[[*keys, item, "seed"]].assign(_value=sign * metric_values(runs, metric))  # larger is better
     rng = np.random.default_rng(seed)
     rows = []
     for name, part in frame.groupby(keys, dropna=False, sort=False):
@@ -165,7 +186,7 @@ def bootstrap_rank(
                 "rank_low": int(low),
                 "rank_high": int(high),
                 "n_items": table.shape[1],
-                "mean": float(means[at]),
+                "mean": sign * float(means[at]),
                 "best": str(table.columns[int(np.nanargmax(means))]),
                 "excluded": ", ".join(excluded),
             }
@@ -203,11 +224,11 @@ def _paired_test(pairs: pd.DataFrame, test: str, confidence: float) -> pd.Series
 
 def paired_tests(
     runs: pd.DataFrame,
-    metric: str = "test_acc",
-    baseline: str = "relu",
+    metric: str | None = None,
+    baseline: str = BASELINE,
     item: str = "activation",
     test: str = "wilcoxon",
-    higher_is_better: bool = True,
+    higher_is_better: bool | None = None,
     alpha: float = 0.05,
     confidence: float = 0.95,
     by: Columns = None,
@@ -230,6 +251,7 @@ def paired_tests(
             f"baseline {baseline!r} has no runs; {item} values: {', '.join(map(str, runs[item].unique()))}"
         )
     keys = [c for c in (config_columns(runs) if by is None else _columns(runs, by)) if c != item]
+    metric, higher_is_better = _scored(runs, metric, higher_is_better)
     frame = runs[[*keys, "seed", item]].assign(_value=metric_values(runs, metric))
     if frame.duplicated([*keys, "seed", item]).any():
         raise ValueError(
@@ -303,7 +325,7 @@ def curves(
     epochs: pd.DataFrame,
     runs: pd.DataFrame,
     split: str = "val",
-    metric: str = "acc",
+    metric: str | None = None,
     by: Columns = None,
     confidence: float = 0.95,
     statuses: Iterable[str] = (Status.OK,),
@@ -313,6 +335,7 @@ def curves(
     n may fall at later epochs when runs stopped early; it is a column so that the report can show it.
     """
     keys = _columns(runs, by)
+    metric = metric or Metric.of(runs).name
     rows = _join(epochs[epochs["split"].eq(split) & epochs["metric"].eq(metric)], runs, keys, statuses)
     return _describe(rows, [*keys, "epoch"], "value", confidence).reset_index()
 
@@ -322,11 +345,12 @@ def time_to_target(
     runs: pd.DataFrame,
     target: float,
     split: str = "val",
-    metric: str = "acc",
-    higher_is_better: bool = True,
+    metric: str | None = None,
+    higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
     """Per run (any status): first epoch whose ``split``/``metric`` reaches ``target`` and the training seconds
     until then (sum of train/seconds of epochs 1..that epoch; 0 if reached at epoch 0). NaN when never reached."""
+    metric, higher_is_better = metric or Metric.of(runs).name, _scored(runs, None, higher_is_better)[1]
     rows = epochs[epochs["split"].eq(split) & epochs["metric"].eq(metric)]
     reached = rows["value"] >= target if higher_is_better else rows["value"] <= target
     first = rows[reached].groupby("key")["epoch"].min().astype(float)

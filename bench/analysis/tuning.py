@@ -1,5 +1,6 @@
 """The learning-rate choice: for each activation in each setting, the rate of a log grid with the best mean final
-validation accuracy over the tuning seeds, by the same rule for ReLU as for every other activation.
+validation metric over the tuning seeds (the highest accuracy, the lowest loss: the runs' own metric), by the same
+rule for ReLU as for every other activation.
 
 It reads validation metrics only: the test split never enters a choice. A run that diverged or failed counts as the
 worst possible score, so a rate that breaks on any tuning seed loses to one that trains on all of them. Equal scores
@@ -19,38 +20,57 @@ import pandas as pd
 
 from bench.analysis.frames import matched
 from bench.config import Plan, RunSpec, Status, setting_id
+from bench.tasks import Metric
 
-METRIC = "val_acc"  # the final epoch's validation accuracy
 CHOICE_COLUMNS = ("lr", "score", "n_seeds", "n_broken", "edge", "grid")
 
 
-def scores(runs: pd.DataFrame, setting: Sequence[str], metric: str = METRIC) -> pd.DataFrame:
-    """Per setting, activation and rate: the mean of ``metric`` over its tuning seeds (``score``; -inf if any run
-    diverged or failed, so that such a rate is never chosen over one that trains), the seed count and broken runs."""
-    keys = [*setting, "activation", "lr"]
-    recorded = runs[metric] if metric in runs.columns else pd.Series(np.nan, index=runs.index)  # none finished ok
+def _per(setting: Sequence[str]) -> list[str]:
+    """What one choice is made for: the setting's columns and the activation, each once (a setting may name it)."""
+    return list(dict.fromkeys([*setting, "activation"]))
+
+
+def scores(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = None) -> pd.DataFrame:
+    """Per setting, activation and rate: the mean final validation ``metric`` (default the runs' own) over its tuning
+    seeds (``score``; the worst possible, -inf where higher is better and +inf where lower is, if any run diverged or
+    failed, so that such a rate is never chosen over one that trains), the seed count and broken runs."""
+    metric = metric or Metric.of(runs)
+    keys = [*_per(setting), "lr"]
+    recorded = runs.get(metric.val, pd.Series(np.nan, index=runs.index))  # absent: none finished ok
     value = pd.to_numeric(recorded, errors="coerce").where(runs["status"].eq(Status.OK))
     frame = runs[keys].assign(_value=value, _broken=~np.isfinite(value))  # not ok, or no finite value
     grouped = frame.groupby(keys, dropna=False)
     out = grouped.agg(n_seeds=("_value", "size"), n_broken=("_broken", "sum"), score=("_value", "mean"))
-    out["score"] = out["score"].where(out["n_broken"].eq(0), -math.inf)
+    out["score"] = out["score"].where(out["n_broken"].eq(0), -metric.sign * math.inf)
     return out.reset_index()
 
 
-def choose(runs: pd.DataFrame, setting: Sequence[str], metric: str = METRIC) -> pd.DataFrame:
-    """One row per setting and activation: the chosen ``lr``, its ``score`` and seed count, ``n_broken`` (diverged or
-    failed runs over the whole grid), ``edge`` ("low", "high" or "") where the choice is the grid's smallest or
-    largest rate, and the ``grid`` it was chosen from."""
-    table = scores(runs, setting, metric).sort_values("lr")
+def worst(metric: Metric) -> float:
+    """The finite score a broken rate counts as in a mean over the grid: 0 where higher is better (no accuracy is
+    lower), else the chance level (what a network that learned nothing scores)."""
+    return 0.0 if metric.higher_is_better else metric.chance
+
+
+def floored(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
+    """A :func:`scores` table with a broken rate's infinite score at :func:`worst`, so that it can be averaged."""
+    return table.assign(score=table["score"].where(np.isfinite(table["score"]), worst(metric)))
+
+
+def choose(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = None) -> pd.DataFrame:
+    """One row per setting and activation: the chosen ``lr`` (best by :func:`scores`), its ``score`` and seed count,
+    ``n_broken`` (diverged or failed runs over the whole grid), ``edge`` ("low", "high" or "") where the choice is the
+    grid's smallest or largest rate, and the ``grid`` it was chosen from."""
+    metric = metric or Metric.of(runs)
+    table, per = scores(runs, setting, metric).sort_values("lr"), _per(setting)
     rows = []
-    for group, rates in table.groupby([*setting, "activation"], dropna=False, sort=False):
-        best = rates.loc[rates["score"].idxmax()]  # the first maximum in ascending lr: ties go to the smaller rate
+    for group, rates in table.groupby(per, dropna=False, sort=False):
+        best = rates.loc[(metric.sign * rates["score"]).idxmax()]  # the first best in ascending lr: ties to the smaller
         grid = tuple(sorted(rates["lr"]))
         edge = "" if len(grid) < 2 else "low" if best["lr"] == grid[0] else "high" if best["lr"] == grid[-1] else ""
         names = group if isinstance(group, tuple) else (group,)
         rows.append(
             {
-                **dict(zip([*setting, "activation"], names, strict=True)),
+                **dict(zip(per, names, strict=True)),
                 "lr": best["lr"],
                 "score": best["score"],
                 "n_seeds": int(best["n_seeds"]),
@@ -59,7 +79,7 @@ def choose(runs: pd.DataFrame, setting: Sequence[str], metric: str = METRIC) -> 
                 "grid": grid,
             }
         )
-    return pd.DataFrame(rows, columns=[*setting, "activation", *CHOICE_COLUMNS])
+    return pd.DataFrame(rows, columns=[*per, *CHOICE_COLUMNS])
 
 
 def extended(grid: Sequence[float], edge: str) -> tuple[float, ...]:

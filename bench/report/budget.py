@@ -10,9 +10,10 @@ import pandas as pd
 from bench.analysis import effects, stats
 from bench.config import SUITES_DIR, load_plan
 from bench.report import findings, tables
-from bench.report.comparisons import BASELINE, pairs
+from bench.report.comparisons import pairs
 from bench.report.context import MIN_WILCOXON_PAIRS, Context
 from bench.report.tuned import side_by_side, verdict_cell
+from bench.tasks import BASELINE, Metric
 
 RESAMPLES = 2000
 
@@ -38,7 +39,8 @@ def verdicts(ctx: Context) -> pd.DataFrame:
     match = _match_columns(ctx)
     test = "ttest" if short["seed"].nunique() < MIN_WILCOXON_PAIRS else "wilcoxon"
     by = [c for c in stats.config_columns(short) if c != "lr"]
-    before = stats.paired_tests(short, "test_acc", baseline=BASELINE, test=test, by=by)
+    higher = ctx.metric.higher_is_better
+    before = stats.paired_tests(short, ctx.metric.test, baseline=BASELINE, test=test, higher_is_better=higher, by=by)
     after = pairs(ctx)
     keys = [*match, "activation"]
     both = side_by_side(before, after, keys, ("short", "long")).merge(after[[*keys, "setting"]], on=keys)
@@ -71,7 +73,8 @@ def section_budget(ctx: Context) -> str:
     if not {BASELINE} <= set(ctx.runs["activation"]) & set(ctx.short_runs["activation"]):
         return title + f"No {BASELINE} runs at both budgets to compare the verdicts with ({ctx.short_source}).\n"
     short = ctx.short_runs[ctx.short_runs["activation"].isin(ctx.activations)]
-    agreement = effects.rank_agreement(short, ctx.runs, match, resamples=RESAMPLES).merge(settings, on=match)
+    agreement = effects.rank_agreement(short, ctx.runs, match, ctx.metric.test, resamples=RESAMPLES)
+    agreement = agreement.merge(settings, on=match)
     both = verdicts(ctx)
     counts = both.groupby("setting", sort=False)["fate"].value_counts().unstack(fill_value=0)
     rows = []
@@ -93,22 +96,22 @@ def section_budget(ctx: Context) -> str:
         )
     note = (
         f"The same settings, activations and learning rates at the shorter budget, from {ctx.short_source}, against "
-        "this suite's runs. Spearman's rho is the rank correlation of the activations' mean final test accuracy "
-        "between the two budgets (1: the same order; an activation without an ok run ranks last), with a 95 % "
-        f"percentile bootstrap interval over seeds ({RESAMPLES} resamples; each budget's seeds drawn with replacement, "
-        "all activations together). Verdicts against ReLU (paired by seed, Holm within the setting) at the short "
-        "budget as its own report gives them (all its seeds and activations) and at this one: **persists** (the same "
-        "difference), **shrinks** (a difference there, no evidence here; the mean difference may even change sign), "
-        "**flips** (the opposite difference here), **appears** (no evidence there, a difference here). With fewer "
-        "seeds here, a difference must be larger to be found, and the Holm family differs (there all the shorter "
-        "suite's activations, here this suite's): a verdict at the threshold can shrink or appear for that alone. "
-        "Read the intervals."
+        "this suite's runs. Spearman's rho is the rank correlation of the activations' mean final test "
+        f"{ctx.metric.label} between the two budgets (1: the same order; an activation without an ok run ranks "
+        f"last), with a 95 % percentile bootstrap interval over seeds ({RESAMPLES} resamples; each budget's seeds "
+        "drawn with replacement, all activations together). Verdicts against ReLU (paired by seed, Holm within the "
+        "setting) at the short budget as its own report gives them (all its seeds and activations) and at this one: "
+        "**persists** (the same difference), **shrinks** (a difference there, no evidence here; the mean difference "
+        "may even change sign), **flips** (the opposite difference here), **appears** (no evidence there, a "
+        "difference here). With fewer seeds here, a difference must be larger to be found, and the Holm family "
+        "differs (there all the shorter suite's activations, here this suite's): a verdict at the threshold can "
+        "shrink or appear for that alone. Read the intervals."
     )
     changed = both[both["fate"].ne("tied at both")].sort_values(["setting", "fate", "activation"], kind="stable")
     changed = changed.assign(
         **{
-            "short budget": [verdict_cell(r, "short") for _, r in changed.iterrows()],
-            "long budget": [verdict_cell(r, "long") for _, r in changed.iterrows()],
+            "short budget": [verdict_cell(r, "short", ctx.metric) for _, r in changed.iterrows()],
+            "long budget": [verdict_cell(r, "long", ctx.metric) for _, r in changed.iterrows()],
         }
     )
     listing = tables.markdown_table(changed[["setting", "activation", "short budget", "long budget", "fate"]])
@@ -118,10 +121,11 @@ def section_budget(ctx: Context) -> str:
         if len(changed)
         else f"All {len(both)} comparisons with ReLU are ties at both budgets.\n"
     )
-    return f"{title}{summary(agreement, both)}\n\n{note}\n\n{tables.markdown_table(pd.DataFrame(rows))}\n\n{listed}"
+    table = tables.markdown_table(pd.DataFrame(rows))
+    return f"{title}{summary(agreement, both, ctx.metric)}\n\n{note}\n\n{table}\n\n{listed}"
 
 
-def summary(agreement: pd.DataFrame, both: pd.DataFrame) -> str:
+def summary(agreement: pd.DataFrame, both: pd.DataFrame, metric: Metric) -> str:
     """One sentence: the range of rho over the settings and how many verdicts persist, shrink, flip or appear."""
     fates = both["fate"].value_counts()
     differed = int(fates.get("persists", 0) + fates.get("shrinks", 0) + fates.get("flips", 0))
@@ -133,8 +137,8 @@ def summary(agreement: pd.DataFrame, both: pd.DataFrame) -> str:
 
     def named(rows: pd.DataFrame, what: str) -> str:
         listed = "; ".join(
-            f"{r['activation']} in {r['setting']}: {r['verdict_short']} {findings.points(r['mean_diff_short'])}, "
-            f"then {r['verdict_long']} {findings.points(r['mean_diff_long'])}"
+            f"{r['activation']} in {r['setting']}: {r['verdict_short']} {metric.diff(r['mean_diff_short'])}, "
+            f"then {r['verdict_long']} {metric.diff(r['mean_diff_long'])}"
             for _, r in rows.iterrows()
         )
         return f" ({what}{listed})" if listed else ""

@@ -18,8 +18,8 @@ from bench import provenance
 from bench.analysis import frames, stats
 from bench.report import comparisons, figures, findings, page, tables
 from bench.report.context import Context, context
+from bench.tasks import BASELINE, Metric
 
-CONTROL = figures.REFERENCE
 NEIGHBOURS = ("relu", "gelu", "silu")  # the property cards shown beside the compared activations'
 
 
@@ -45,7 +45,10 @@ def _join(*found: frames.SuiteRuns, drop: frozenset[str] = frozenset()) -> frame
 
 def against(ctx: Context, name: str) -> pd.DataFrame:
     """``name`` minus every other activation of the field per setting, paired by seed, Holm within the setting."""
-    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=name, test=ctx.paired_test, by=ctx.pair_by)
+    higher = ctx.metric.higher_is_better
+    tests = stats.paired_tests(
+        ctx.runs, ctx.metric.test, baseline=name, test=ctx.paired_test, higher_is_better=higher, by=ctx.pair_by
+    )
     flip = {"better": "worse", "worse": "better"}
     return tests.assign(
         setting=ctx.label(tests),
@@ -73,15 +76,15 @@ def _environment(runs: pd.DataFrame) -> str:
 
 
 def _control_section(
-    table: pd.DataFrame, expected: int, published: pd.DataFrame, control: pd.DataFrame
+    table: pd.DataFrame, expected: int, published: pd.DataFrame, control: pd.DataFrame, metric: Metric
 ) -> tuple[str, bool]:
     """The control's verdict (markdown) and whether it matched: every control run identical to the published one."""
     matched = len(table) == expected and bool(table["identical"].all())
     where = _environment(published)
     if matched:
         text = (
-            f"**The control matched.** All {expected} {CONTROL} runs trained here equal the published ones bit for bit "
-            "(every result field and every per-epoch and per-layer value; training times aside): this environment "
+            f"**The control matched.** All {expected} {BASELINE} runs trained here equal the published ones bit for "
+            "bit (every result field and every per-epoch and per-layer value; training times aside): this environment "
             f"reproduces the published one ({where}), so every comparison below pairs runs of one environment."
         )
         return f"## Control\n\n{text}\n", True
@@ -91,15 +94,15 @@ def _control_section(
         median_abs_diff=("abs_diff", "median"),
         max_abs_diff=("abs_diff", "max"),
     )
-    per[["median_abs_diff", "max_abs_diff"]] *= 100
+    per[["median_abs_diff", "max_abs_diff"]] *= metric.scale
     missing = expected - len(table)
     lost = f" ({missing} control runs are missing: failed or not trained)" if missing else ""
-    differ = int((~table["identical"]).sum())
+    differ, digits = int((~table["identical"]).sum()), metric.decimals
     text = (
-        f"**The control drifted.** {differ} of {len(table)} {CONTROL} runs trained here differ from"
-        f" the published ones (published: {where}; here: {_environment(control)}){lost}. |Δ test accuracy| per run in "
-        "points, median "
-        f"{100 * table['abs_diff'].median():.2f}, max {100 * table['abs_diff'].max():.2f}. Comparisons with {CONTROL} "
+        f"**The control drifted.** {differ} of {len(table)} {BASELINE} runs trained here differ from"
+        f" the published ones (published: {where}; here: {_environment(control)}){lost}. |Δ test {metric.label}| per "
+        f"run in {findings.unit_words(metric)[1]}, median {metric.scale * table['abs_diff'].median():.{digits}f}, max "
+        f"{metric.scale * table['abs_diff'].max():.{digits}f}. Comparisons with {BASELINE} "
         "below use the control (both trained here: one environment); comparisons with every other activation use its "
         "published runs (the published environment), so differences of the size of the drift are not evidence. "
         "Each run: `control.csv`."
@@ -111,15 +114,16 @@ def _control_section(
             "devices, thread counts and torch versions, so runs of one spec are not expected to be equal bit for bit "
             "across them; the same environment as the published runs would reproduce them."
         )
-    columns = {"median_abs_diff": "median |Δ| (pt)", "max_abs_diff": "max |Δ| (pt)"}
-    shown = tables.markdown_table(per.reset_index().rename(columns=columns), dict.fromkeys(columns.values(), ".2f"))
+    columns = {"median_abs_diff": f"median |Δ| ({metric.unit})", "max_abs_diff": f"max |Δ| ({metric.unit})"}
+    shown = per.reset_index().rename(columns=columns)
+    shown = tables.markdown_table(shown, dict.fromkeys(columns.values(), f".{digits}f"))
     return f"## Control\n\n{text}\n\n{shown}\n", False
 
 
 def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.DataFrame, matched: bool) -> str:
     """Per activation and setting: rank with interval, difference to ReLU, and how many it beats or loses to."""
     lines = ["## Verdict", ""]
-    relu = f"{CONTROL}" + ("" if matched else " (the control)")
+    relu = f"{BASELINE}" + ("" if matched else " (the control)")
     mine = ctx.runs[ctx.runs["activation"].isin(names)].assign(setting=lambda f: ctx.label(f))
     for name in names:
         lines.append(f"**{name}**, per setting (paired by seed, Holm p < 0.05 within the setting):\n")
@@ -130,24 +134,28 @@ def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.Dat
             lines.append(f"- {setting}: not ranked, no run ended ok ({counts}; see 'Diverged and failed runs').")
         for _, r in ranked.iterrows():
             rows = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"]) & pairs["p_value"].notna()]
-            base = rows[rows["versus"].eq(CONTROL)]
+            base = rows[rows["versus"].eq(BASELINE)]
             if len(base):
                 b = base.iloc[0]
-                interval = f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}]"
-                versus = f"vs {relu} {findings.points(b['mean_diff'])} {interval} ({b['better']})"
+                versus = f"vs {relu} {findings.difference(b, ctx.metric)} ({b['better']})"
             else:
                 versus = f"no pair with {relu}"
             lines.append(
                 f"- {r['setting']}: rank **{r['rank']}** of {r['n_items']} [{r['rank_low']}, {r['rank_high']}], "
-                f"test accuracy {r['mean']:.4f}; {versus}; better than {int(rows['better'].eq('better').sum())} and "
-                f"worse than {int(rows['better'].eq('worse').sum())} of the {len(rows)} others."
+                f"test {ctx.metric.label} {r['mean']:.4f}; {versus}; better than "
+                f"{int(rows['better'].eq('better').sum())} and worse than {int(rows['better'].eq('worse').sum())} of "
+                f"the {len(rows)} others."
             )
         lines.append("")
     return "\n".join(lines)
 
 
 def _ranks(ctx: Context, names: list[str]) -> pd.DataFrame:
-    parts = [stats.bootstrap_rank(ctx.runs, n, group=ctx.setting_cols).assign(activation=n) for n in names]
+    metric, higher = ctx.metric.test, ctx.metric.higher_is_better
+    parts = [
+        stats.bootstrap_rank(ctx.runs, n, metric, ctx.setting_cols, higher_is_better=higher).assign(activation=n)
+        for n in names
+    ]
     table = pd.concat(parts, ignore_index=True)
     return table.assign(setting=ctx.label(table))
 
@@ -156,7 +164,7 @@ def _rates_section(ctx: Context, names: list[str]) -> str:
     """A tuned suite: the rate each compared activation chose per setting, beside ReLU's, on the suite's grid."""
     if not ctx.tuned:
         return ""
-    shown = [*names, CONTROL]
+    shown = [*names, BASELINE]
     choices = ctx.choices[ctx.choices["activation"].isin(shown)].drop_duplicates([*ctx.setting_cols, "activation"])
     choices = choices.assign(setting=ctx.label(choices).to_numpy())
     rate = choices["lr"].map(lambda lr: f"{lr:g}") + choices["edge"].map(lambda e: f" ({e} edge)" if e else "")
@@ -166,19 +174,19 @@ def _rates_section(ctx: Context, names: list[str]) -> str:
         f"The suite chooses each activation's learning rate on validation ([tune]), and {', '.join(names)} "
         f"{'were' if len(names) > 1 else 'was'} tuned here the same way: the rate of its setting's grid "
         f"({'; '.join(grids)}, one rate more past an edge where the best was at it) with the best final validation "
-        "accuracy on the suite's tuning seeds, then its evaluation seeds at that rate. Every comparison above pairs "
-        "each activation at its own chosen rate."
+        f"{ctx.metric.label} on the suite's tuning seeds, then its evaluation seeds at that rate. Every comparison "
+        "above pairs each activation at its own chosen rate."
     )
     shown_cols = [c for c in shown if c in table.columns]
     return "## Learning rates\n\n" + note + "\n\n" + tables.markdown_table(table[shown_cols].reset_index()) + "\n"
 
 
-def _rank_section(ranks: pd.DataFrame) -> str:
+def _rank_section(ranks: pd.DataFrame, metric: Metric) -> str:
     shown = ranks[["activation", "setting", "rank", "rank_low", "rank_high", "n_items", "mean", "best", "excluded"]]
     note = (
-        "Rank 1 is the best mean final test accuracy in the setting, among every activation with an ok run there "
-        "(`excluded`: none ok). The interval is a 95 % bootstrap over seeds (2000 resamples; each draws the seeds with "
-        "replacement and ranks every activation on the same draw, since the runs are paired by seed)."
+        f"Rank 1 is the best mean final test {metric.label} in the setting, among every activation with an ok run "
+        "there (`excluded`: none ok). The interval is a 95 % bootstrap over seeds (2000 resamples; each draws the "
+        "seeds with replacement and ranks every activation on the same draw, since the runs are paired by seed)."
     )
     return (
         "## Rank among the published activations\n\n"
@@ -195,15 +203,16 @@ def _forest_section(ctx: Context, pairs: pd.DataFrame, matched: bool) -> str:
     for (name, setting), rows in pairs.groupby(["activation", "setting"], sort=False):
         if rows["n_pairs"].max() < 2:
             continue
-        rows = rows.assign(label="vs " + rows["versus"] + rows["versus"].eq(CONTROL).map({True: control, False: ""}))
+        rows = rows.assign(label="vs " + rows["versus"] + rows["versus"].eq(BASELINE).map({True: control, False: ""}))
         title = f"{name}, {setting}: green/red = {name} better/worse (Holm p < 0.05 within the setting)"
         caption = (
-            f"{setting}: {name}'s final test accuracy minus each activation's, paired by seed, mean (dot) and 95 % "
-            "interval (line); filled green where it is better, red where worse (Holm within the setting), open grey "
-            "where there is no evidence of a difference."
+            f"{setting}: {name}'s final test {ctx.metric.label} minus each activation's, paired by seed, mean (dot) "
+            "and 95 % interval (line); filled green where it is better, red where worse (Holm within the setting), "
+            "open grey where there is no evidence of a difference."
         )
         slug = re.sub(r"[^a-z0-9]+", "_", f"{name} {setting}".lower()).strip("_")
-        fig = figures.forest(rows, title, xlabel=f"{name}'s test accuracy minus the listed activation's")
+        xlabel = f"{name}'s test {ctx.metric.label} minus the listed activation's"
+        fig = figures.forest(rows, title, ctx.metric, xlabel)
         parts.append(ctx.figure(fig, f"forest_{slug}", caption))
     return "\n".join(parts) if len(parts) > 2 else ""
 
@@ -224,9 +233,10 @@ def build(
     """Write ``out/README.md``, its figures and CSV files; return the README path. ``choices``: a tuned suite's chosen
     rates (the published activations' and the new ones'), each activation then paired at its own rate."""
     matplotlib.use("Agg")
-    control_text, matched = _control_section(drift, len(control.specs), published.runs, control.runs)
+    metric = Metric.of(control.runs)  # as compare.drift reads it
+    control_text, matched = _control_section(drift, len(control.specs), published.runs, control.runs, metric)
     # ReLU's runs are the published ones when the control matched them, else the control's (one environment)
-    field = _join(published, here) if matched else _join(_join(published, drop=frozenset({CONTROL})), control, here)
+    field = _join(published, here) if matched else _join(_join(published, drop=frozenset({BASELINE})), control, here)
     title = f"the compared activation{'s' if len(names) > 1 else ''}"
     # the suite's text is in its own report
     ctx = context(suite, "", field, out, command, timing, highlight=names, choices=choices)
@@ -240,7 +250,7 @@ def build(
     written = f"written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at git SHA `{provenance.git_sha()}`"
     intro = (
         f"# actbench comparison: {', '.join(f'`{n}`' for n in names)} against suite `{suite}`\n\n"
-        f"{', '.join(names)} trained here on every configuration and seed of suite `{suite}`, with {CONTROL} as a "
+        f"{', '.join(names)} trained here on every configuration and seed of suite `{suite}`, with {BASELINE} as a "
         f"control, and compared with the suite's {published.runs['activation'].nunique()} published activations "
         f"({len(published.runs)} runs from `runs.jsonl.gz`, written at git SHA `{header.get('git_sha')}`, not "
         f"trained again; the suite's settings and budget are in its own report, `reports/{suite}/README.md`).\n\n"
@@ -256,7 +266,7 @@ def build(
             _verdicts(ctx, names, ranks, pairs, matched),
             _rates_section(ctx, names),
             control_text,
-            _rank_section(ranks),
+            _rank_section(ranks, ctx.metric),
             _forest_section(ctx, pairs, matched),
             comparisons.section_curves(ctx),
             page.section_activations(local, [*names, *NEIGHBOURS]),
@@ -266,7 +276,7 @@ def build(
             "control), every recorded field.\n- [comparison.csv](comparison.csv): every paired difference shown "
             "above.\n- [ranks.csv](ranks.csv): the ranks and their intervals.\n"
             "- [control.csv](control.csv): each control run against the published run of its setting and seed: "
-            "both test accuracies, |Δ| and whether identical.\n",
+            f"both test {findings.plural(ctx.metric.label)}, |Δ| and whether identical.\n",
         ]
     local.runs.to_csv(out / "results.csv", index=False)
     pairs.drop(columns=["baseline"]).to_csv(out / "comparison.csv", index=False)

@@ -1,5 +1,5 @@
 """The comparison sections of a suite's page: what differs from ReLU (findings, forest plots, paired tests, ranks), how
-fast (curves, time to target), how accurate and at what cost."""
+fast (curves, time to target), how well it scores on the runs' metric and at what cost."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from bench.analysis import stats
 from bench.config import Status
 from bench.report import factors, figures, findings, tables
 from bench.report.context import MIN_WILCOXON_PAIRS, Context
+from bench.tasks import BASELINE, Metric
 
-BASELINE = figures.REFERENCE
-
-
-TARGET_SHARE = 0.99  # the speed section's target: this share of the setting's best mean final validation accuracy
+TARGET_SHARE = 0.99  # the speed section's target: this share of the setting's best mean final validation metric
 
 
 def section_findings(ctx: Context) -> str:
@@ -28,34 +26,44 @@ def section_findings(ctx: Context) -> str:
     references = {
         r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
     }
-    return findings.markdown(pairs(ctx), references, speed_frame(ctx), own_rates=ctx.own_rates)
+    return findings.markdown(pairs(ctx), references, ctx.metric, speed_frame(ctx), own_rates=ctx.own_rates)
 
 
 def section_forest(ctx: Context) -> str:
     """Per setting, each activation's paired difference to ReLU with its interval: the headline figures."""
     if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
         return ""
-    tests = pairs(ctx)
+    tests, label = pairs(ctx), ctx.metric.label
     parts = ["## Differences to ReLU", ""]
     for setting, rows in tests.groupby("setting", sort=False):
         if rows["n_pairs"].max() < 2:
             continue
-        title = f"{setting}: test accuracy minus ReLU's; green/red = better/worse (Holm p < 0.05 within the setting)"
+        title = f"{setting}: test {label} minus ReLU's; green/red = better/worse (Holm p < 0.05 within the setting)"
         caption = (
-            f"{setting}: each activation's final test accuracy minus {BASELINE}'s, paired by seed, mean (dot) and 95 % "
+            f"{setting}: each activation's final test {label} minus {BASELINE}'s, paired by seed, mean (dot) and 95 % "
             "interval (line), sorted; filled green or red where the Holm-adjusted p-value within this setting is below "
             "0.05, open grey where there is no evidence of a difference; a far-out mean is an arrow at the edge with "
             "its value."
         )
         slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")
-        parts.append(ctx.figure(figures.forest(rows, title), f"forest_{slug}", caption))
+        fig = figures.forest(rows, title, ctx.metric, f"test {label} minus ReLU's")
+        parts.append(ctx.figure(fig, f"forest_{slug}", caption))
     return "\n".join(parts) if len(parts) > 2 else ""
 
 
+def _curve_metrics(metric: Metric) -> list[tuple[str, str, str]]:
+    """The curves drawn: (per-epoch metric, its name in a caption, the better direction): the loss, then the runs'
+    metric unless it is the loss."""
+    shown = [("loss", "Validation loss", "lower")]
+    if metric.name != "loss":
+        shown.append((metric.name, f"Validation {metric.label}", "higher" if metric.higher_is_better else "lower"))
+    return shown
+
+
 def section_curves(ctx: Context) -> str:
-    """Validation loss and accuracy per epoch, mean and band over seeds, one panel per setting."""
+    """Validation loss and the runs' metric per epoch, mean and band over seeds, one panel per setting."""
     parts = []
-    for metric, what, better in (("loss", "Validation loss", "lower"), ("acc", "Validation accuracy", "higher")):
+    for metric, what, better in _curve_metrics(ctx.metric):
         data = stats.curves(ctx.epochs, ctx.runs, split="val", metric=metric, by=ctx.by)
         if data.empty:
             continue
@@ -72,18 +80,26 @@ def section_curves(ctx: Context) -> str:
     return "## Convergence\n\n" + "\n".join(parts)
 
 
+def target_share(metric: Metric) -> float:
+    """The speed target as a share of the best mean: TARGET_SHARE of it where higher is better, as far above it where
+    lower is (a loss 1 % above the best)."""
+    return TARGET_SHARE if metric.higher_is_better else 2 - TARGET_SHARE
+
+
 def speed_frame(ctx: Context) -> pd.DataFrame:
-    """Per setting and activation, the time to the validation-accuracy target (``stats.time_to_target_summary`` with
+    """Per setting and activation, the time to the validation-metric target (``stats.time_to_target_summary`` with
     ``setting`` and ``target``), fastest first by the median, never counted as never; empty if nothing to compare."""
-    ok = ctx.runs[ctx.runs["status"].eq(Status.OK)]
+    ok, metric = ctx.runs[ctx.runs["status"].eq(Status.OK)], ctx.metric
     if ok.empty:
         return pd.DataFrame()
-    best = stats.summarize(ok, "val_acc", by=ctx.by).groupby(ctx.setting_cols, dropna=False)["mean"].max()
+    means = stats.summarize(ok, metric.val, by=ctx.by).groupby(ctx.setting_cols, dropna=False)["mean"]
+    best = means.max() if metric.higher_is_better else means.min()
     per_run = []
     for setting, rows in ok.groupby(ctx.setting_cols, dropna=False):
-        target = TARGET_SHARE * best[setting]
+        target = target_share(metric) * best[setting]
         if pd.notna(target) and rows["activation"].nunique() > 1:  # a speed is compared with another activation's
-            per_run.append(stats.time_to_target(ctx.epochs, rows, target).assign(target=target))
+            reached = stats.time_to_target(ctx.epochs, rows, target, "val", metric.name, metric.higher_is_better)
+            per_run.append(reached.assign(target=target))
     if not per_run:
         return pd.DataFrame()
     table = stats.time_to_target_summary(ctx.with_regularizer(pd.concat(per_run)), by=[*ctx.by, "target"])
@@ -93,26 +109,27 @@ def speed_frame(ctx: Context) -> pd.DataFrame:
 
 
 def section_speed(ctx: Context) -> str:
-    """Epochs and training seconds until validation accuracy first reaches a target set by the best activation."""
-    table = speed_frame(ctx)
+    """Epochs and training seconds until the validation metric first reaches a target set by the best activation."""
+    table, label = speed_frame(ctx), ctx.metric.label
     if table.empty:
         return ""
     note = (
         f"How fast each activation learns: the epochs, and the training seconds (evaluation excluded), until its "
-        f"validation accuracy first reaches the target, {TARGET_SHARE:.0%} of the best activation's mean final "
-        "validation accuracy in that setting. Sorted by the median over its ok runs, where a run that never reached "
-        "the target counts as never (*never*: most of its runs did not reach it); the means with their interval are "
-        "over the runs that reached it (*reached*: of the ok runs). Seconds were measured on the machine in the "
-        "header, so compare them within this report only."
+        f"validation {label} first reaches the target, {target_share(ctx.metric):.0%} of the best activation's mean "
+        f"final validation {label} in that setting. Sorted by the median over its ok runs, where a run that never "
+        "reached the target counts as never (*never*: most of its runs did not reach it); the means with their "
+        "interval are over the runs that reached it (*reached*: of the ok runs). Seconds were measured on the machine "
+        "in the header, so compare them within this report only."
     )
-    return "## Time to a validation-accuracy target\n\n" + note + "\n\n" + tables.target_table(table) + "\n"
+    return f"## Time to a validation-{label} target\n\n" + note + "\n\n" + tables.target_table(table) + "\n"
 
 
 def summary_frame(ctx: Context) -> pd.DataFrame:
-    """Final test accuracy per configuration with its interval, counts and best/tied mark (also summary.csv), and
-    the parameter count with its ratio to ReLU's in the same setting."""
-    table = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
-    table["mark"] = stats.best_marks(table, group=ctx.setting_cols)
+    """The final test metric per configuration with its interval, counts and best/tied mark (also summary.csv), and
+    the parameter count with its ratio to ReLU's in the same setting; the best first."""
+    higher = ctx.metric.higher_is_better
+    table = stats.summarize(ctx.runs, ctx.metric.test, by=ctx.by)
+    table["mark"] = stats.best_marks(table, group=ctx.setting_cols, higher_is_better=higher)
     table["setting"] = ctx.label(table)
     if "parameters" in ctx.runs.columns:
         params = ctx.runs.groupby(ctx.by, dropna=False)["parameters"].median().rename("parameters").reset_index()
@@ -123,7 +140,7 @@ def summary_frame(ctx: Context) -> pd.DataFrame:
         table = table.assign(parameters=float("nan"), params_ratio=float("nan"))
     order = {a: i for i, a in enumerate(ctx.activations)}
     table["_order"] = table["activation"].map(order)
-    table = table.sort_values(["setting", "mean", "_order"], ascending=[True, False, True], na_position="last")
+    table = table.sort_values(["setting", "mean", "_order"], ascending=[True, not higher, True], na_position="last")
     return table.drop(columns="_order").reset_index(drop=True)
 
 
@@ -135,7 +152,7 @@ def roles(ctx: Context, mark: str = "thick black line") -> str:
 
 
 def section_accuracy(ctx: Context) -> str:
-    """Final test accuracy per activation with interval and parameter count, sorted; "best" only where it is."""
+    """The final test metric per activation with interval and parameter count, sorted; "best" only where it is."""
     table = summary_frame(ctx)
     note = (
         "`n` counts ok runs; diverged and failed runs are counted, not averaged. **best** is marked only where the "
@@ -143,12 +160,19 @@ def section_accuracy(ctx: Context) -> str:
         f"network's size with that activation; `x {BASELINE}` marks a network whose size differs from {BASELINE}'s "
         "(maxout widens the layer before it; maxout_matched is narrowed back to ReLU's count)."
     )
-    return "## Final test accuracy\n\n" + tables.accuracy_table(table) + f"\n\n{note}\n"
+    return f"## Final test {ctx.metric.label}\n\n" + tables.accuracy_table(table, ctx.metric) + f"\n\n{note}\n"
 
 
 def pairs(ctx: Context) -> pd.DataFrame:
     """Each activation against ReLU per setting (paired, Holm within the setting), with parameter ratio and label."""
-    tests = stats.paired_tests(ctx.runs, "test_acc", baseline=BASELINE, test=ctx.paired_test, by=ctx.pair_by)
+    tests = stats.paired_tests(
+        ctx.runs,
+        ctx.metric.test,
+        baseline=BASELINE,
+        test=ctx.paired_test,
+        higher_is_better=ctx.metric.higher_is_better,
+        by=ctx.pair_by,
+    )
     tests = tests.assign(setting=ctx.label(tests))
     ratios = summary_frame(ctx).set_index(["setting", "activation"])["params_ratio"]
     keys = zip(tests["setting"], tests["activation"], strict=True)
@@ -158,23 +182,24 @@ def pairs(ctx: Context) -> pd.DataFrame:
 
 
 def section_cost(ctx: Context) -> str:
-    """Cost beside accuracy: time alone (interleaved rounds), throughput and memory from the runs, and a scatter."""
+    """Cost beside the metric: time alone (interleaved rounds), throughput and memory from the runs, and a scatter."""
     summary = summary_frame(ctx)
     ok = ctx.runs[ctx.runs["status"].eq(Status.OK)]
     if ok.empty:
         return ""
-    table = summary[[*ctx.by, "setting", "mean"]].rename(columns={"mean": "acc"})
+    table = summary[[*ctx.by, "setting", "mean"]].rename(columns={"mean": "score"})
     measured = ("samples_per_second", "saved_bytes_per_sample", "peak_memory_bytes")
     values = ok[ctx.by].assign(**{c: pd.to_numeric(ok.get(c, float("nan")), errors="coerce") for c in measured})
     table = table.merge(values.groupby(ctx.by, dropna=False)[list(measured)].median().reset_index(), on=ctx.by)
     table = table.rename(columns={"samples_per_second": "speed"})
-    parts = ["## Cost and memory", ""]
+    parts, label = ["## Cost and memory", ""], ctx.metric.label
     caption = (
-        "Accuracy against training speed per setting, one point per activation (means over seeds, from the runs "
-        "themselves, which trained side by side as the header says): up and to the right is better. "
-        f"{roles(ctx, 'black point')}"
+        f"{label.capitalize()} against training speed per setting, one point per activation (means over seeds, from "
+        "the runs themselves, which trained side by side as the header says): "
+        f"{'up' if ctx.metric.higher_is_better else 'down'} and to the right is better. {roles(ctx, 'black point')}"
     )
-    parts.append(ctx.figure(figures.cost_scatter(table, ctx.palette()), "accuracy_vs_speed", caption))
+    fig = figures.cost_scatter(table, ctx.palette(), ctx.metric)
+    parts.append(ctx.figure(fig, re.sub(r"\W+", "_", label) + "_vs_speed", caption))
     rounds = 5
     cost = activations.relative_cost(ctx.activations, rounds=rounds) if ctx.timing else {}
     alone = (
@@ -198,14 +223,15 @@ def section_cost(ctx: Context) -> str:
 
 def section_ranks(ctx: Context) -> str:
     """Mean rank of each activation over the suite's settings."""
-    table = stats.ranks(ctx.runs, "test_acc", group=ctx.setting_cols)
+    metric = ctx.metric
+    table = stats.ranks(ctx.runs, metric.test, group=ctx.setting_cols, higher_is_better=metric.higher_is_better)
     if table.empty:
         return ""
     settings = ctx.runs[ctx.setting_cols].drop_duplicates()
     names = dict(zip(settings.astype(str).agg("/".join, axis=1), ctx.label(settings), strict=True))  # as ranks names
     table = table.rename(columns=names)
     note = (
-        "Rank of each activation's mean final test accuracy within each setting (1 = best, ties averaged); "
+        f"Rank of each activation's mean final test {metric.label} within each setting (1 = best, ties averaged); "
         "`overall` is the mean over the settings it ran in. An activation without an ok run ranks last there."
     )
     return "## Ranks\n\n" + note + "\n\n" + tables.markdown_table(table, {"overall": ".2f"}) + "\n"
@@ -218,7 +244,8 @@ def section_paired(ctx: Context) -> str:
     test = ctx.paired_test
     table = pairs(ctx)
     untested = int(table["n_pairs"].eq(0).sum())
-    table = table[table["n_pairs"] > 0].sort_values(["setting", "mean_diff"], ascending=[True, False])
+    best_first = [True, not ctx.metric.higher_is_better]
+    table = table[table["n_pairs"] > 0].sort_values(["setting", "mean_diff"], ascending=best_first)
     why = (
         f"paired t-test, because with {ctx.n_seeds} seeds (pairs) the Wilcoxon signed-rank test cannot reach "
         f"p < 0.05 (it needs at least {MIN_WILCOXON_PAIRS} pairs)"
@@ -228,10 +255,10 @@ def section_paired(ctx: Context) -> str:
     lines = [
         f"## Paired tests against {BASELINE}",
         "",
-        f"Final test accuracy of each activation minus {BASELINE}'s, paired on seed (same initial weights, data order "
-        f"and dropout masks), two-sided {why}; `ci` is the 95 % interval of the mean difference; `p_holm` is "
-        "Holm-adjusted within each setting (the family is the activations compared with ReLU there). `better`/`worse` "
-        "only where p_holm < 0.05.",
+        f"Final test {ctx.metric.label} of each activation minus {BASELINE}'s, paired on seed (same initial weights, "
+        f"data order and dropout masks), two-sided {why}; `ci` is the 95 % interval of the mean difference; `p_holm` "
+        "is Holm-adjusted within each setting (the family is the activations compared with ReLU there). "
+        "`better`/`worse` only where p_holm < 0.05.",
     ]
     if untested:
         lines += [

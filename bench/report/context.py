@@ -1,5 +1,5 @@
-"""What a report page is built from: a suite's runs (:class:`bench.analysis.frames.SuiteRuns`) and how its settings
-are named."""
+"""What a report page is built from: a suite's runs (:class:`bench.analysis.frames.SuiteRuns`), the metric they are
+scored by and how its settings are named."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bench.analysis import frames, stats
 from bench.config import RunSpec
 from bench.report import figures
 from bench.report.tables import cell, regularizer_label
+from bench.tasks import ACCURACY, BASELINE, Metric
 
 MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
 HIGHLIGHTED = 3  # with many activations, the best and the worst this many (mean rank over settings) get a colour
@@ -27,7 +28,7 @@ class ReportError(InputError):
 
 @dataclass
 class Context:
-    """Everything a section needs: the suite, its runs (only those) and where figures go."""
+    """Everything a section needs: the suite, its runs (only those), their metric and where figures go."""
 
     suite: str
     description: str
@@ -44,6 +45,7 @@ class Context:
     setting_cols: list[str]  # with ``activation``, the columns that identify a configuration of this suite
     label_cols: list[str]  # setting columns shown in panel titles besides dataset/model
     detailed_regularizers: bool
+    metric: Metric = ACCURACY  # what the runs are scored by (their columns, direction and unit): Metric.of(runs)
     highlight: list[str] = field(default_factory=list)  # coloured in every figure when most activations are grey
     choices: pd.DataFrame | None = None  # a tuned suite: each setting's chosen rate (spec columns, lr, edge, grid)
     tuning_runs: pd.DataFrame | None = None  # a tuned suite's tuning runs (its bundle, the sensitivity figure)
@@ -169,9 +171,10 @@ def context(
         detailed_regularizers=detailed,
         choices=choices,
         own_rates=own_rates,
+        metric=Metric.of(found.runs),
     )
     ctx.runs = ctx.with_regularizer(ctx.runs)
-    ctx.highlight = _extremes(ctx.runs, setting) if highlight is None else highlight
+    ctx.highlight = _extremes(ctx.runs, setting, ctx.metric) if highlight is None else highlight
     return ctx
 
 
@@ -184,10 +187,10 @@ def _one_rate_each(specs: pd.DataFrame) -> bool:
     return bool(one_each and specs.groupby(setting, dropna=False)["lr"].nunique().gt(1).any())
 
 
-def _extremes(runs: pd.DataFrame, setting: list[str]) -> list[str]:
-    """The HIGHLIGHTED best and worst activations by mean rank of test accuracy over the settings, ReLU aside."""
-    if runs["status"].ne("ok").all() or "test_acc" not in runs.columns:
+def _extremes(runs: pd.DataFrame, setting: list[str], metric: Metric) -> list[str]:
+    """The HIGHLIGHTED best and worst activations by mean rank of the test metric over the settings, ReLU aside."""
+    if runs["status"].ne("ok").all() or metric.test not in runs.columns:
         return []
-    order = stats.ranks(runs, "test_acc", group=setting)["activation"]
-    order = [a for a in order if a != figures.REFERENCE]
+    order = stats.ranks(runs, metric.test, group=setting, higher_is_better=metric.higher_is_better)["activation"]
+    order = [a for a in order if a != BASELINE]
     return list(dict.fromkeys(order[:HIGHLIGHTED] + order[-HIGHLIGHTED:]))

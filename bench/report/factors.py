@@ -1,24 +1,25 @@
 """ "What this benchmark found" for a suite that varies something besides the activation: the initializer (each
-against the activation's own gain, ``auto``), the regularizer (each against none, on test accuracy and on the
+against the activation's own gain, ``auto``), the regularizer (each against none, on the test metric and on the
 train-test gap, with the activation x regularizer interaction) or the learning rate (each activation's best rate and
 its mean over the grid). Sentences that carry their numbers, as :mod:`bench.report.findings` writes for activations.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bench.analysis import effects, stats, tuning
 from bench.config import Status
 from bench.report import findings
 from bench.report.context import Context
+from bench.tasks import Metric
 
-CHANCE = 0.1  # ten classes
-CHANCE_MARGIN = 0.05  # without auto runs to compare with: a run within 5 points of chance did not learn
+CHANCE_MARGIN = 0.05  # without auto runs to compare with: a run this close to chance (accuracy: 5 points) did not learn
 ALPHA = 0.05
-PLATEAU = 0.01  # a rate whose mean validation accuracy is within 1 point of the best is on the plateau
+PLATEAU = 0.01  # a rate whose mean validation metric is this close to the best (accuracy: 1 point) is on the plateau
 LEVEL_NAMES = {"normal": "N(0, 1)"}  # the textbook's name of our initializer
-VERDICT_WORDS = {"test_acc": {"better": "better", "worse": "worse"}, "gap": {"better": "narrower", "worse": "wider"}}
+VERDICT_WORDS = {"test": {"better": "better", "worse": "worse"}, "gap": {"better": "narrower", "worse": "wider"}}
 
 
 def factor(ctx: Context) -> str | None:
@@ -50,22 +51,26 @@ def _groups(ctx: Context, name: str, frame: pd.DataFrame):
         yield panel, activation, rows
 
 
-def _against(ctx: Context, name: str, reference: str, metric: str) -> pd.DataFrame:
-    """Each level of ``name`` against ``reference`` per panel and activation, paired by seed, Holm within each."""
-    higher = metric != "gap"  # a narrower train-test gap is the better one
-    runs = ctx.runs
-    if metric == "gap":  # train minus test accuracy, as the record's own gap and stats.generalisation_gap
-        runs = runs.assign(gap=pd.to_numeric(runs["train_acc"]) - pd.to_numeric(runs["test_acc"]))
+def _against(ctx: Context, name: str, reference: str, gap: bool = False) -> pd.DataFrame:
+    """Each level of ``name`` against ``reference`` per panel and activation on the test metric (``gap``: on the
+    train-test gap, where narrower is better), paired by seed, Holm within each."""
+    runs = ctx.runs.assign(gap=stats.gap_values(ctx.runs)) if gap else ctx.runs
     return stats.paired_tests(
-        runs, metric, baseline=reference, item=name, test=ctx.paired_test, by=ctx.by, higher_is_better=higher
+        runs,
+        "gap" if gap else ctx.metric.test,
+        baseline=reference,
+        item=name,
+        test=ctx.paired_test,
+        by=ctx.by,
+        higher_is_better=False if gap else ctx.metric.higher_is_better,
     )
 
 
-def _effect(row: pd.Series, metric: str = "test_acc", suffix: str = "") -> str:
-    """``+0.31 pt [+0.10, +0.52], better``: a paired difference (columns ending in ``suffix``) with its verdict."""
-    verdict = VERDICT_WORDS[metric].get(row[f"better{suffix}"], "no evidence")
-    low, high = 100 * row[f"ci_low{suffix}"], 100 * row[f"ci_high{suffix}"]
-    return f"{findings.points(row[f'mean_diff{suffix}'])} [{low:+.2f}, {high:+.2f}], {verdict}"
+def _effect(row: pd.Series, metric: Metric, kind: str = "test", suffix: str = "") -> str:
+    """``+0.31 pt [+0.10, +0.52], better``: a paired difference (columns ending in ``suffix``) of the test metric or
+    the gap (``kind``) with its verdict."""
+    verdict = VERDICT_WORDS[kind].get(row[f"better{suffix}"], "no evidence")
+    return f"{findings.difference(row, metric, suffix)}, {verdict}"
 
 
 def _test_name(ctx: Context) -> str:
@@ -73,17 +78,19 @@ def _test_name(ctx: Context) -> str:
 
 
 def _health(ctx: Context) -> pd.DataFrame:
-    """Per configuration: test accuracy (summarize's columns), how many of its runs did not learn (``n_stuck``: not ok,
-    or test accuracy below halfway from chance to the mean of the activation's ``auto`` runs), whether most did not
-    (``failed``), and the shares of units saturated and dead before training (epoch 0, mean over hidden layers and
-    seeds, runs that diverged later included)."""
-    table = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    """Per configuration: the test metric (summarize's columns), how many of its runs did not learn (``n_stuck``: not
+    ok, or the test metric short of halfway from the run's chance level to the mean of the activation's ``auto`` runs),
+    whether most did not (``failed``), and the shares of units saturated and dead before training (epoch 0, mean over
+    hidden layers and seeds, runs that diverged later included)."""
+    metric = ctx.metric
+    table = stats.summarize(ctx.runs, metric.test, by=ctx.by)
     panel = [c for c in ctx.by if c != "init"]
     auto = table[table["init"].eq("auto")].set_index(panel)["mean"].rename("_auto")
     runs = ctx.runs.merge(auto, left_on=panel, right_index=True, how="left")
-    floor = CHANCE + (runs["_auto"] - CHANCE) / 2
-    accuracy = pd.to_numeric(runs["test_acc"], errors="coerce").where(runs["status"].eq(Status.OK))
-    stuck = runs[ctx.by].assign(n_stuck=~(accuracy >= floor.fillna(CHANCE + CHANCE_MARGIN)))
+    chance = pd.to_numeric(runs["chance"])
+    floor = (chance + (runs["_auto"] - chance) / 2).fillna(chance + metric.sign * CHANCE_MARGIN)
+    value = pd.to_numeric(runs[metric.test], errors="coerce").where(runs["status"].eq(Status.OK))
+    stuck = runs[ctx.by].assign(n_stuck=~(metric.sign * value >= metric.sign * floor))
     table = table.merge(stuck.groupby(ctx.by, dropna=False)["n_stuck"].sum().reset_index(), on=ctx.by)
     table["failed"] = table["n_stuck"] > (table["n"] + table["n_diverged"] + table["n_failed"]) / 2
     for metric in ("saturated_frac", "dead_frac"):
@@ -106,17 +113,24 @@ def _units(row: pd.Series) -> str:
     return acc
 
 
+def _chance(ctx: Context) -> str:
+    """``10 %``: the runs' chance level, each where datasets differ (ten and a hundred classes: ``10 %, 1 %``)."""
+    levels = pd.to_numeric(ctx.runs["chance"]).drop_duplicates()
+    return ", ".join(findings.level(ctx.metric, c) for c in levels)
+
+
 def init_findings(ctx: Context) -> str:
-    """Per activation: which initializers fail (most runs diverged, or test accuracy at chance), which train worse or
-    better than the activation's own gain (``auto``, paired by seed), with the units saturated and dead before
+    """Per activation: which initializers fail (most runs diverged, or the test metric at chance), which train worse
+    or better than the activation's own gain (``auto``, paired by seed), with the units saturated and dead before
     training; then N(0, 1) over all activations."""
-    health = _health(ctx)
-    tests = _against(ctx, "init", "auto", "test_acc") if "auto" in set(ctx.runs["init"]) else None
+    health, label = _health(ctx), ctx.metric.label
+    tests = _against(ctx, "init", "auto") if "auto" in set(ctx.runs["init"]) else None
+    short = "below" if ctx.metric.higher_is_better else "above"
     head = (
-        "Each initializer against the activation's own variance-keeping gain (`auto`): final test accuracy, paired by "
+        f"Each initializer against the activation's own variance-keeping gain (`auto`): final test {label}, paired by "
         f"seed (same data order), two-sided {_test_name(ctx)}, Holm within each activation (the family: its other "
         f"initializers); worse or better only where p_holm < {ALPHA}. A run **did not learn** where it diverged or "
-        f"failed or its test accuracy stayed below halfway from chance ({100 * CHANCE:.0f} %) to the mean of the "
+        f"failed or its test {label} stayed {short} halfway from chance ({_chance(ctx)}) to the mean of the "
         "activation's `auto` runs; an initializer **fails** where most of its runs did not learn. Before training "
         "(epoch 0, on the probe batch, mean over hidden layers and seeds): saturated, the share of pre-activations "
         "(units x inputs) where |f'| < 1 % of its maximum (relu's negative half, where f' = 0, counts); dead, the "
@@ -134,12 +148,10 @@ def init_findings(ctx: Context) -> str:
         if tests is not None:
             mine = tests[tests["activation"].eq(activation) & ~tests["init"].isin(failed)]
             mine = mine[ctx.label(mine, drop=["init"]).to_numpy() == panel] if len(mine) else mine
-            differ = mine[mine["better"].ne("no evidence")].sort_values("mean_diff")
-            parts.append(
-                "against auto: " + "; ".join(f"{_level(r['init'])} {_effect(r)}" for _, r in differ.iterrows())
-                if len(differ)
-                else "no initializer that trains differs from auto"
-            )
+            differ = mine[mine["better"].ne("no evidence")]
+            differ = differ.assign(_gain=ctx.metric.sign * differ["mean_diff"]).sort_values("_gain")  # worst first
+            listed = "; ".join(f"{_level(r['init'])} {_effect(r, ctx.metric)}" for _, r in differ.iterrows())
+            parts.append(f"against auto: {listed}" if len(differ) else "no initializer that trains differs from auto")
         bullets.append(f"- **{activation}** ({panel}{auto}): " + "; ".join(parts) + ".")
     return "\n".join([head, "", *bullets, "", _normal_sentence(health)]).rstrip()
 
@@ -164,31 +176,33 @@ def _normal_sentence(health: pd.DataFrame) -> str:
 
 
 def regularizer_findings(ctx: Context) -> str:
-    """Per activation: each regularizer's paired effect on test accuracy and on the train-test gap against none; then
-    per regularizer, whether the activations gain differently (the interaction, with its test)."""
+    """Per activation: each regularizer's paired effect on the test metric and on the train-test gap against none;
+    then per regularizer, whether the activations gain differently (the interaction, with its test)."""
     if "none" not in set(ctx.runs["regularizer"]):
         return "The suite has no runs without a regularizer to compare with."
-    acc, gap = _against(ctx, "regularizer", "none", "test_acc"), _against(ctx, "regularizer", "none", "gap")
-    both = acc.merge(gap, on=ctx.by, suffixes=("", "_gap"))
+    metric = ctx.metric
+    test, gap = _against(ctx, "regularizer", "none"), _against(ctx, "regularizer", "none", gap=True)
+    both = test.merge(gap, on=ctx.by, suffixes=("", "_gap"))
     none = ctx.runs[ctx.runs["regularizer"].eq("none")]
-    base = stats.summarize(none, "test_acc", by=ctx.by).merge(
+    base = stats.summarize(none, metric.test, by=ctx.by).merge(
         stats.generalisation_gap(none, by=ctx.by)[[*ctx.by, "mean"]], on=ctx.by, suffixes=("", "_gap")
     )
     base = base.assign(_panel=ctx.label(base, drop=["regularizer"]).to_numpy()).set_index(["_panel", "activation"])
     head = (
         "Each regularizer against none, per activation: the paired difference (same initial weights and data order) "
-        "in final test accuracy and in the train-test gap (train minus test accuracy; narrower is better), two-sided "
-        f"{_test_name(ctx)}, Holm within each activation (the family: its regularizers); better, worse, narrower or "
-        f"wider only where p_holm < {ALPHA}."
+        f"in final test {metric.label} and in the train-test gap ({' minus '.join(findings.gap_sides(metric))} "
+        f"{metric.label}; narrower is better), two-sided {_test_name(ctx)}, Holm within each activation (the family: "
+        f"its regularizers); better, worse, narrower or wider only where p_holm < {ALPHA}."
     )
     bullets = []
     order = {r: i for i, r in enumerate(dict.fromkeys(ctx.runs["regularizer"]))}
     both = both.sort_values("regularizer", key=lambda c: c.map(order), kind="stable")
     for panel, activation, rows in _groups(ctx, "regularizer", both):
         me = base.loc[panel, activation] if (panel, activation) in base.index else None
-        ref = f"; none: test {me['mean']:.4f}, gap {findings.points(me['mean_gap'])}" if me is not None else ""
+        ref = f"; none: test {me['mean']:.4f}, gap {metric.diff(me['mean_gap'])}" if me is not None else ""
         effects_ = [
-            f"{r['regularizer']}: test {_effect(r)}; gap {_effect(r, 'gap', '_gap')}" for _, r in rows.iterrows()
+            f"{r['regularizer']}: test {_effect(r, metric)}; gap {_effect(r, metric, 'gap', '_gap')}"
+            for _, r in rows.iterrows()
         ]
         bullets.append(f"- **{activation}** ({panel}{ref}):\n  - " + "\n  - ".join(effects_))
     return "\n".join([head, "", *bullets, "", interaction_findings(ctx)]).rstrip()
@@ -196,14 +210,16 @@ def regularizer_findings(ctx: Context) -> str:
 
 def interaction_findings(ctx: Context) -> str:
     """Per regularizer: do the activations gain differently from it over none (one-way ANOVA of the per-seed gains
-    in test accuracy across activations: the activation x regularizer interaction), with its test."""
-    panels = [c for c in ctx.setting_cols if c != "regularizer"]
-    table = effects.interaction(ctx.runs, "regularizer", "none", "test_acc", panels)
+    in the test metric across activations: the activation x regularizer interaction), with its test."""
+    panels, metric = [c for c in ctx.setting_cols if c != "regularizer"], ctx.metric
+    table = effects.interaction(
+        ctx.runs, "regularizer", "none", metric.test, panels, higher_is_better=metric.higher_is_better
+    )
     if table.empty:
         return ""
     lines = [
         "Do the activations gain differently? Per regularizer, a one-way ANOVA of the per-seed gains in test "
-        "accuracy (each run minus its seed's run without regularizer) across the activations: the test of the "
+        f"{metric.label} (each run minus its seed's run without regularizer) across the activations: the test of the "
         f"activation x regularizer interaction, Holm over the regularizers; a difference only where p_holm < {ALPHA}."
     ]
     several = len(table.drop_duplicates(panels)) > 1
@@ -215,8 +231,8 @@ def interaction_findings(ctx: Context) -> str:
     )
     for _, r in table.iterrows():
         test = f"F({r['df_between']}, {r['df_within']}) = {r['F']:.2f}, p_holm = {r['p_holm']:.3g}"
-        gains = ", ".join(f"{a} {findings.points(g)}" for a, g in r["gains"].items())
-        spread = f"mean gains {gains}: {100 * r['spread']:.2f} pt apart"
+        gains = ", ".join(f"{a} {metric.diff(g)}" for a, g in r["gains"].items())
+        spread = f"mean gains {gains}: {metric.scale * r['spread']:.{metric.decimals}f} {metric.unit} apart"
         if pd.isna(r["p_holm"]):
             lines.append(f"- {r['_level']}: not tested (fewer than 2 activations with 2 gains).")
         elif r["p_holm"] < ALPHA:
@@ -226,44 +242,60 @@ def interaction_findings(ctx: Context) -> str:
     return "\n".join(lines)
 
 
+def _plateau(metric: Metric, article: bool = False) -> str:
+    """``1 point`` (``a point`` with ``article``): the plateau's width, PLATEAU, in the metric's unit."""
+    amount, one = metric.scale * PLATEAU, findings.unit_words(metric)[0]
+    return f"{'a' if article and amount == 1 else f'{amount:g}'} {one}"
+
+
+def _rates(ctx: Context, panel: str, activation: str, best: pd.Series, scores: pd.DataFrame, test: pd.DataFrame):
+    """One activation's bullet of the rate findings and its (best, mean over the grid, rates on the plateau)."""
+    sign = ctx.metric.sign
+    mine = scores[(scores["activation"] == activation) & (ctx.label(scores, drop=["lr"]).to_numpy() == panel)]
+    plateau = mine[sign * mine["score"] >= sign * best["score"] - PLATEAU]["lr"]
+    broken = mine[mine["n_broken"] > 0]["lr"]
+    at = test[(test["activation"] == activation) & (test["lr"] == best["lr"])]
+    at = at[ctx.label(at, drop=["lr"]).to_numpy() == panel]
+    edge = f" ({best['edge']} edge of the grid)" if best["edge"] else ""
+    bullet = (
+        f"- **{activation}** ({panel}): best {best['lr']:g}{edge}, validation {best['score']:.4f}, test "
+        f"{at['mean'].iloc[0]:.4f}; within {_plateau(ctx.metric, article=True)} of its best at "
+        f"{', '.join(f'{r:g}' for r in sorted(plateau))}; mean over the grid {mine['score'].mean():.4f}; "
+        + (f"diverged or failed at {', '.join(f'{r:g}' for r in broken)}." if len(broken) else "no run broke.")
+    )
+    return bullet, (best["score"], mine["score"].mean(), len(plateau))
+
+
 def lr_findings(ctx: Context) -> str:
-    """Per activation: its best rate (on validation), the test accuracy there, the rates within a point of its best
-    (the plateau), its mean over the grid (a rate with a diverged or failed run counts as 0) and the rates that
-    broke; then which activation is best at its best rate and which is the most forgiving."""
-    others = [c for c in ctx.setting_cols if c != "lr"]
-    choice = tuning.choose(ctx.runs, others)
-    scores = tuning.scores(ctx.runs, others).assign(score=lambda f: f["score"].clip(lower=0.0))
-    test = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    """Per activation: its best rate (on validation), the test metric there, the rates within a point of its best
+    (the plateau), its mean over the grid (a rate with a diverged or failed run counts as the worst score,
+    :func:`bench.analysis.tuning.worst`) and the rates that broke; then which activation is best at its best rate
+    and which is the most forgiving."""
+    metric, others = ctx.metric, [c for c in ctx.setting_cols if c != "lr"]
+    choice = tuning.choose(ctx.runs, others, metric)
+    scores = tuning.floored(tuning.scores(ctx.runs, others, metric), metric)
+    test = stats.summarize(ctx.runs, metric.test, by=ctx.by)
+    label = metric.label
     head = (
-        "Each activation over the grid of learning rates: its best rate, chosen on mean final **validation** accuracy "
+        f"Each activation over the grid of learning rates: its best rate, chosen on mean final **validation** {label} "
         "over seeds (a rate where a run diverged or failed is never chosen; ties go to the smaller rate), the test "
-        f"accuracy there, the rates whose validation accuracy is within {100 * PLATEAU:.0f} point of the best (its "
+        f"{label} there, the rates whose validation {label} is within {_plateau(metric)} of the best (its "
         "plateau: how forgiving it is), its mean over the whole grid (a rate where a run diverged or failed counts "
-        "as 0) and the rates where runs diverged."
+        f"as {tuning.worst(metric):.3g}) and the rates where runs diverged."
     )
     bullets, summary = [], []
     for panel, activation, rows in _groups(ctx, "lr", choice):
         best = rows.iloc[0]
-        if best["score"] == float("-inf"):  # every rate had a run that diverged or failed
+        if not np.isfinite(best["score"]):  # every rate had a run that diverged or failed
             bullets.append(f"- **{activation}** ({panel}): no rate trained on every seed; diverged or failed at each.")
             continue
-        mine = scores[(scores["activation"] == activation) & (ctx.label(scores, drop=["lr"]).to_numpy() == panel)]
-        plateau = mine[mine["score"] >= best["score"] - PLATEAU]["lr"]
-        broken = mine[mine["n_broken"] > 0]["lr"]
-        at = test[(test["activation"] == activation) & (test["lr"] == best["lr"])]
-        at = at[ctx.label(at, drop=["lr"]).to_numpy() == panel]
-        edge = f" ({best['edge']} edge of the grid)" if best["edge"] else ""
-        bullets.append(
-            f"- **{activation}** ({panel}): best {best['lr']:g}{edge}, validation {best['score']:.4f}, test "
-            f"{at['mean'].iloc[0]:.4f}; within a point of its best at "
-            f"{', '.join(f'{r:g}' for r in sorted(plateau))}; mean over the grid {mine['score'].mean():.4f}; "
-            + (f"diverged or failed at {', '.join(f'{r:g}' for r in broken)}." if len(broken) else "no run broke.")
-        )
-        summary.append((panel, activation, best["score"], mine["score"].mean(), len(plateau)))
+        bullet, numbers = _rates(ctx, panel, activation, best, scores, test)
+        bullets.append(bullet)
+        summary.append((panel, activation, *numbers))
     frame = pd.DataFrame(summary, columns=["panel", "activation", "best", "mean", "plateau"])
     closing = []
     for panel, rows in frame.groupby("panel", sort=False):
-        top, forgiving = rows.loc[rows["best"].idxmax()], rows.loc[rows["mean"].idxmax()]
+        top, forgiving = (rows.loc[(metric.sign * rows[c]).idxmax()] for c in ("best", "mean"))
         closing.append(
             f"In {panel}, the best at its best rate is {top['activation']} (validation {top['best']:.4f}); the most "
             f"forgiving, by the mean over the grid, is {forgiving['activation']} ({forgiving['mean']:.4f}, "

@@ -1,5 +1,5 @@
 """The report's seaborn figures, each drawn from an analysis DataFrame; ``palette`` maps activations (in suite
-order) to their colour, the same in every figure: ReLU, the reference, always black and thickest; with many
+order) to their colour, the same in every figure: ReLU, the baseline, always black and thickest; with many
 activations only a few highlighted ones get a colour and the rest are drawn thin and grey.
 
 A value far out from the rest (Tukey's far-out fence, 3 IQR beyond a quartile) does not set an axis: it is drawn at
@@ -18,12 +18,13 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 import activations
+from bench.report.findings import unit_words
+from bench.tasks import BASELINE, Metric
 
 DPI = 110
 MAX_LAYER_PANELS = 6
 MAX_COLOURED = 9  # up to this many activations (besides ReLU) each get a colour; beyond, only the highlighted ones
 GALLERY_RANGE = (-5.0, 5.0, 401)  # the gallery's x: from, to, points
-REFERENCE = "relu"
 BLACK = (0.0, 0.0, 0.0)
 GREY = (0.72, 0.72, 0.72)
 OTHERS = "other activations"
@@ -35,11 +36,11 @@ Palette = dict[str, tuple]
 
 def palette(names: list[str], highlight: Iterable[str] = ()) -> Palette:
     """ReLU black; every other activation its own colour when there are few, else ``highlight`` coloured, rest grey."""
-    others = [n for n in names if n != REFERENCE]
+    others = [n for n in names if n != BASELINE]
     coloured = others if len(others) <= MAX_COLOURED else [n for n in others if n in set(highlight)]
     colours = iter([c for i, c in enumerate(sns.color_palette("tab10")) if i != 7] * 2)  # tab10 without its grey
     shown = {n: next(colours) for n in coloured}
-    return {n: BLACK if n == REFERENCE else shown.get(n, GREY) for n in names}
+    return {n: BLACK if n == BASELINE else shown.get(n, GREY) for n in names}
 
 
 def fences(values: pd.Series) -> tuple[float, float]:
@@ -52,7 +53,7 @@ def fences(values: pd.Series) -> tuple[float, float]:
 
 def _style(name: str, color: object) -> dict:
     """Line style by role: ReLU black and thick on top, highlighted coloured, the rest thin grey underneath."""
-    if name == REFERENCE:
+    if name == BASELINE:
         return {"lw": 2.4, "zorder": 5, "label": name}
     if color == GREY:
         return {"lw": 0.8, "zorder": 1, "alpha": 0.8, "label": OTHERS}
@@ -162,24 +163,24 @@ def finish(grid: sns.FacetGrid) -> plt.Figure:
     for ax in grid.axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             found.setdefault(label, handle)
-    order = [n for n in (REFERENCE, *(grid.hue_names or ()), OTHERS) if n in found]
+    order = [n for n in (BASELINE, *(grid.hue_names or ()), OTHERS) if n in found]
     grid.add_legend(legend_data=found, label_order=list(dict.fromkeys(order)), title="activation")
     return grid.figure
 
 
-def lr_sensitivity(val: pd.DataFrame, colors: Palette) -> plt.Figure:
-    """Validation accuracy against learning rate (log scale), one panel per setting."""
-    grid = facets(val, colors, x="lr", ylabel="final validation accuracy", xlabel="learning rate")
+def lr_sensitivity(val: pd.DataFrame, colors: Palette, metric: Metric) -> plt.Figure:
+    """The validation metric against learning rate (log scale), one panel per setting."""
+    grid = facets(val, colors, x="lr", ylabel=f"final validation {metric.label}", xlabel="learning rate")
     grid.set(xscale="log")
     return finish(grid)
 
 
-def forest(rows: pd.DataFrame, title: str, xlabel: str = "test accuracy minus ReLU's") -> plt.Figure:
-    """One setting's paired differences to ReLU in points (mean and interval per activation, sorted), zero line
-    drawn; green and filled where Holm says better, red where worse, grey otherwise. A far-out mean is drawn at the
-    axis edge as an arrow with its value; ``label`` names each row."""
+def forest(rows: pd.DataFrame, title: str, metric: Metric, xlabel: str) -> plt.Figure:
+    """One setting's paired differences to ReLU in the metric's unit (mean and interval per activation, sorted), zero
+    line drawn; green and filled where Holm says better, red where worse, grey otherwise. A far-out mean is drawn at
+    the axis edge as an arrow with its value; ``label`` names each row."""
     rows = rows.dropna(subset=["mean_diff"]).sort_values("mean_diff").reset_index(drop=True)
-    mean, low, high = (100 * rows[c] for c in ("mean_diff", "ci_low", "ci_high"))
+    mean, low, high = (metric.scale * rows[c] for c in ("mean_diff", "ci_low", "ci_high"))
     lo_fence, hi_fence = fences(mean)
     inside = mean.between(lo_fence, hi_fence)
     left = min(0.0, low[inside].min(skipna=True) if inside.any() else 0.0, mean[inside].min())
@@ -210,15 +211,16 @@ def forest(rows: pd.DataFrame, title: str, xlabel: str = "test accuracy minus Re
     ax.set_xlim(left, right)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_yticks(y, rows["label"])
-    ax.set_xlabel(f"{xlabel} (percentage points), paired by seed, 95 % interval")
+    ax.set_xlabel(f"{xlabel} ({unit_words(metric)[2]}), paired by seed, 95 % interval")
     ax.set_title(wrap(title, 70))
     ax.grid(axis="y", visible=False)
     return fig
 
 
-def cost_scatter(table: pd.DataFrame, colors: Palette) -> plt.Figure:
-    """Per setting, each activation's mean test accuracy against its mean training samples/s from the runs; ReLU
-    and the coloured activations named; a far-out low accuracy named in the panel instead of setting the axis."""
+def cost_scatter(table: pd.DataFrame, colors: Palette, metric: Metric) -> plt.Figure:
+    """Per setting, each activation's mean test metric (``score``) against its mean training samples/s from the
+    runs; ReLU and the coloured activations named; a far-out bad score named in the panel instead of setting the
+    axis."""
     settings = list(dict.fromkeys(table["setting"]))
     ncols = min(2, len(settings))
     nrows = -(-len(settings) // ncols)
@@ -226,28 +228,29 @@ def cost_scatter(table: pd.DataFrame, colors: Palette) -> plt.Figure:
     for ax in axes.flat[len(settings) :]:
         ax.set_visible(False)
     for ax, setting in zip(axes.flat, settings, strict=False):
-        rows = table[table["setting"].eq(setting)].dropna(subset=["acc", "speed"])
-        low, _ = fences(rows["acc"])
-        far = rows[rows["acc"] < low]
+        rows = table[table["setting"].eq(setting)].dropna(subset=["score", "speed"])
+        low, high = fences(rows["score"])
+        far = rows[rows["score"] < low] if metric.higher_is_better else rows[rows["score"] > high]
         for _, r in rows.drop(far.index).iterrows():
             color = colors.get(r["activation"], GREY)
             style = _style(r["activation"], color)
-            ax.scatter(r["speed"], r["acc"], color=color, s=36 if color != GREY else 18, zorder=style["zorder"])
+            ax.scatter(r["speed"], r["score"], color=color, s=36 if color != GREY else 18, zorder=style["zorder"])
             if color != GREY:
                 ax.annotate(
                     r["activation"],
-                    (r["speed"], r["acc"]),
+                    (r["speed"], r["score"]),
                     xytext=(4, 3),
                     textcoords="offset points",
                     fontsize=7,
                     color=color,
                 )
         if not far.empty:
-            named = ", ".join(f"{a} {v:.3f}" for a, v in zip(far["activation"], far["acc"], strict=True))
-            ax.text(0.02, 0.02, wrap(f"below the axis: {named}", 60), transform=ax.transAxes, fontsize=7, color="0.3")
+            named = ", ".join(f"{a} {v:.3f}" for a, v in zip(far["activation"], far["score"], strict=True))
+            where = "below" if metric.higher_is_better else "above"
+            ax.text(0.02, 0.02, wrap(f"{where} the axis: {named}", 60), transform=ax.transAxes, fontsize=7, color="0.3")
         ax.set_title(wrap(setting))
         ax.set_xlabel("training samples/s (mean over seeds, from the runs)")
-        ax.set_ylabel("test accuracy (mean over seeds)")
+        ax.set_ylabel(f"test {metric.label} (mean over seeds)")
     return fig
 
 

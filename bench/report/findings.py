@@ -3,31 +3,60 @@
 The input is :func:`bench.analysis.stats.paired_tests` (paired by seed, Holm within each setting) with a ``setting``
 label and each activation's parameter count relative to ReLU's in that setting (``params_ratio``). A sentence says
 "better" or "worse" only where the Holm-adjusted p-value is below 0.05; an activation whose interval excludes zero
-before the correction but not after is named as such, never counted as a difference.
+before the correction but not after is named as such, never counted as a difference. Differences are in the
+runs' metric's unit (:class:`bench.tasks.Metric`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-BASELINE = "relu"
+from bench.tasks import BASELINE, Metric
+
 MAX_NAMED = 8  # beyond this many activations in one sentence, the rest are counted
 CAPACITY_TOLERANCE = 0.01  # a parameter count within 1 % of ReLU's is the same capacity
+UNIT_WORDS = {"pt": ("point", "points", "percentage points")}  # a unit that is no word: one, several, in full
+ADJECTIVES = {"accuracy": "accurate"}  # "as accurate as ReLU"; a metric without one is "as good as"
+
+
+def plural(noun: str) -> str:
+    """``settings``, ``accuracies``, ``losses``: a regular English noun in the plural."""
+    if noun.endswith("y"):
+        return noun[:-1] + "ies"
+    return noun + ("es" if noun.endswith("s") else "s")
 
 
 def counted(n: int, noun: str) -> str:
     """``1 setting``, ``4 settings``: a count with its noun in the right number."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    return f"{n} {noun if n == 1 else plural(noun)}"
 
 
-def points(value: float) -> str:
-    """A difference in accuracy as signed percentage points."""
-    return f"{100 * value:+.2f} pt"
+def unit_words(metric: Metric) -> tuple[str, str, str]:
+    """How a sentence names the metric's unit: one, several, in full (``point``, ``points``, ``percentage points``
+    for accuracy's pt; a unit that is a word, such as nats, is all three)."""
+    return UNIT_WORDS.get(metric.unit, (metric.unit,) * 3)
 
 
-def effect(row: pd.Series) -> str:
-    """``sine +0.81 pt [+0.50, +1.12]``: the mean paired difference with its 95 % interval."""
-    return f"{row['activation']} {points(row['mean_diff'])} [{100 * row['ci_low']:+.2f}, {100 * row['ci_high']:+.2f}]"
+def level(metric: Metric, value: float) -> str:
+    """A value of the metric itself (not a difference): ``10 %`` of a share shown in points, else ``4.17 nats``."""
+    return f"{100 * value:.0f} %" if metric.scale == 100 else f"{value:.3g} {metric.unit}"
+
+
+def gap_sides(metric: Metric, train: str = "train") -> tuple[str, str]:
+    """The train-test gap's two sides in the order :meth:`bench.tasks.Metric.gap` subtracts them (positive: the
+    network fits its training data better): train first where higher is better, test first where lower is."""
+    return (train, "test") if metric.higher_is_better else ("test", train)
+
+
+def difference(row: pd.Series, metric: Metric, suffix: str = "") -> str:
+    """``+0.81 pt [+0.50, +1.12]``: a mean paired difference (columns ending in ``suffix``) with its 95 % interval."""
+    interval = metric.interval(row[f"ci_low{suffix}"], row[f"ci_high{suffix}"])
+    return f"{metric.diff(row[f'mean_diff{suffix}'])} {interval}"
+
+
+def effect(row: pd.Series, metric: Metric) -> str:
+    """``sine +0.81 pt [+0.50, +1.12]``: an activation's mean paired difference with its 95 % interval."""
+    return f"{row['activation']} {difference(row, metric)}"
 
 
 def capacity_note(ratio: float) -> str:
@@ -37,18 +66,19 @@ def capacity_note(ratio: float) -> str:
     return f" ({ratio:.2f}x ReLU's parameters)"
 
 
-def _named(rows: pd.DataFrame) -> str:
-    listed = [effect(r) + capacity_note(r["params_ratio"]) for _, r in rows.head(MAX_NAMED).iterrows()]
+def _named(rows: pd.DataFrame, metric: Metric) -> str:
+    listed = [effect(r, metric) + capacity_note(r["params_ratio"]) for _, r in rows.head(MAX_NAMED).iterrows()]
     more = len(rows) - MAX_NAMED
     return "; ".join(listed) + (f"; and {more} more (see the paired tests)" if more > 0 else "")
 
 
-def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
+def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: Metric) -> str:
     """One bullet: which activations beat or lose to ReLU in ``setting``, by how much, and what is tied."""
     tested = tests[tests["n_pairs"] >= 2]
-    better = tested[tested["better"].eq("better")].sort_values("mean_diff", ascending=False)
-    worse = tested[tested["better"].eq("worse")].sort_values("mean_diff")
-    tied = tested[tested["better"].eq("no evidence")].sort_values("mean_diff", ascending=False)
+    gain = tested.assign(_gain=metric.sign * tested["mean_diff"])  # larger is better
+    better = gain[gain["better"].eq("better")].sort_values("_gain", ascending=False)
+    worse = gain[gain["better"].eq("worse")].sort_values("_gain")
+    tied = gain[gain["better"].eq("no evidence")].sort_values("_gain", ascending=False)
     n = len(tested)
     pairs = int(tested["n_pairs"].median()) if n else 0
     test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
@@ -59,17 +89,17 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
         "evidence of a difference."
     ]
     if not better.empty:
-        lines.append(f"  - Better than ReLU: {_named(better)}.")
+        lines.append(f"  - Better than ReLU: {_named(better, metric)}.")
     if not worse.empty:
-        lines.append(f"  - Worse than ReLU: {_named(worse)}.")
+        lines.append(f"  - Worse than ReLU: {_named(worse, metric)}.")
     if len(tied) == 1:
-        lines.append(f"  - No evidence of a difference for {effect(tied.iloc[0])}.")
+        lines.append(f"  - No evidence of a difference for {effect(tied.iloc[0], metric)}.")
     elif not tied.empty:
         low, high = tied["mean_diff"].min(), tied["mean_diff"].max()
         suggestive = tied[(tied["ci_low"] > 0) | (tied["ci_high"] < 0)]
         text = (
             f"  - No evidence of a difference for the other {len(tied)}: their mean differences lie between "
-            f"{points(low)} and {points(high)}"
+            f"{metric.diff(low)} and {metric.diff(high)}"
         )
         if not suggestive.empty:
             text += (
@@ -86,7 +116,9 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str) -> str:
     return "\n".join(lines)
 
 
-def capacity_findings(tests: pd.DataFrame, wide: str = "maxout", matched: str = "maxout_matched") -> str:
+def capacity_findings(
+    tests: pd.DataFrame, metric: Metric, wide: str = "maxout", matched: str = "maxout_matched"
+) -> str:
     """Per setting, maxout (wider network) beside maxout_matched (ReLU's parameter count): capacity or function."""
     both = tests[tests["activation"].isin([wide, matched])]
     if set(both["activation"]) != {wide, matched}:
@@ -100,13 +132,13 @@ def capacity_findings(tests: pd.DataFrame, wide: str = "maxout", matched: str = 
         for name in (wide, matched):
             row = rows[rows["activation"].eq(name)].iloc[0]
             verdict = {"better": "better", "worse": "worse"}.get(row["better"], "no evidence of a difference")
-            parts.append(f"{effect(row)}{capacity_note(row['params_ratio']) or ' (ReLU-sized)'}, {verdict}")
+            parts.append(f"{effect(row, metric)}{capacity_note(row['params_ratio']) or ' (ReLU-sized)'}, {verdict}")
         lines.append(f"  - {setting}: {parts[0]}; {parts[1]}.")
     return "\n".join(lines)
 
 
-def speed_findings(tied: pd.DataFrame, speed: pd.DataFrame) -> str:
-    """Of the activations tied with ReLU on test accuracy in one setting, those that reach the validation target
+def speed_findings(tied: pd.DataFrame, speed: pd.DataFrame, metric: Metric) -> str:
+    """Of the activations tied with ReLU on the test metric in one setting, those that reach the validation target
     sooner or later than ReLU by the median epochs (``speed``: that setting's rows of the time-to-target table, a run
     that never reaches it counted as never)."""
     median = speed.set_index("activation")["epoch_median"] if not speed.empty else pd.Series(dtype=float)
@@ -128,14 +160,19 @@ def speed_findings(tied: pd.DataFrame, speed: pd.DataFrame) -> str:
             parts.append(f"{word}: {listed}{more}")
     if not parts:
         return ""
+    alike = f"As {ADJECTIVES.get(metric.label, 'good')} as ReLU"
     return (
-        f"  - As accurate as ReLU (no evidence of a difference) but reaching the validation target ({target:.4f}) "
+        f"  - {alike} (no evidence of a difference) but reaching the validation target ({target:.4f}) "
         f"{'; '.join(parts)}, by median epochs over the seeds; ReLU: {epochs(relu)}."
     )
 
 
 def markdown(
-    tests: pd.DataFrame, references: dict[str, str], speed: pd.DataFrame | None = None, own_rates: bool = False
+    tests: pd.DataFrame,
+    references: dict[str, str],
+    metric: Metric,
+    speed: pd.DataFrame | None = None,
+    own_rates: bool = False,
 ) -> str:
     """The section: a count over all settings, a bullet per setting (with ``speed``, the time-to-target table, the
     tied activations that reach the validation target sooner or later than ReLU), and the capacity comparison;
@@ -147,23 +184,25 @@ def markdown(
     better, worse = int(tested["better"].eq("better").sum()), int(tested["better"].eq("worse").sum())
     settings = list(dict.fromkeys(tests["setting"]))
     scope = "In the one setting" if len(settings) == 1 else f"Over the {len(settings)} settings"
+    unit = unit_words(metric)[2]
+    unit = unit if unit == metric.unit else f"{unit} ({metric.unit})"
     head = (
-        "Each activation's final test accuracy against ReLU's in the same setting, "
+        f"Each activation's final test {metric.label} against ReLU's in the same setting, "
         + ("each at its own learning rate, chosen on validation, " if own_rates else "")
         + "paired by seed (same initial "
-        f"weights, data order and dropout masks), with a 95 % interval of the mean difference in percentage points "
-        f"(pt). A difference is claimed only where the Holm-adjusted p-value (the family: the activations of one "
+        f"weights, data order and dropout masks), with a 95 % interval of the mean difference in {unit}. "
+        "A difference is claimed only where the Holm-adjusted p-value (the family: the activations of one "
         f"setting) is below 0.05. {scope}, {better + worse} of {counted(len(tested), 'comparison')} "
         f"{'differs' if better + worse == 1 else 'differ'} from ReLU: {better} better, {worse} worse."
     )
     bullets = []
     for s in settings:
         rows = tests[tests["setting"].eq(s)]
-        bullets.append(setting_findings(s, rows, references.get(s, "")))
+        bullets.append(setting_findings(s, rows, references.get(s, ""), metric))
         if speed is not None and not speed.empty:
             tied = rows[rows["n_pairs"].ge(2) & rows["better"].eq("no evidence")]
-            bullets.append(speed_findings(tied, speed[speed["setting"].eq(s)]))
+            bullets.append(speed_findings(tied, speed[speed["setting"].eq(s)], metric))
     bullets = [b for b in bullets if b]
-    capacity = capacity_findings(tests)
+    capacity = capacity_findings(tests, metric)
     body = "\n".join([*bullets, capacity] if capacity else bullets)
     return f"## What this benchmark found\n\n{head}\n\n{body}\n"

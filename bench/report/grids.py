@@ -4,17 +4,15 @@ gap, and gradient flow and unit health from the per-layer probes."""
 from __future__ import annotations
 
 from bench.analysis import stats
-from bench.report import figures, tables
+from bench.report import figures, findings, tables
 from bench.report.context import Context
-
-BASELINE = figures.REFERENCE
 
 
 def _heatmap_section(ctx: Context, column: str, title: str, what: str) -> str:
-    """Mean test accuracy, activation x ``column``, one heatmap per other setting; "" if ``column`` doesn't vary."""
+    """The mean test metric, activation x ``column``, one heatmap per other setting; "" if ``column`` doesn't vary."""
     if column not in ctx.setting_cols:
         return ""
-    table = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    table = stats.summarize(ctx.runs, ctx.metric.test, by=ctx.by)
     table["panel"] = ctx.label(table, drop=[column])
     panels = [p for p, rows in table.groupby("panel", sort=False) if rows[column].nunique() > 1]
     if not panels:
@@ -22,8 +20,9 @@ def _heatmap_section(ctx: Context, column: str, title: str, what: str) -> str:
     levels = list(dict.fromkeys(ctx.runs[column]))  # suite order
     fig = figures.heatmaps(table, column, panels, levels, ctx.activations, what)
     caption = (
-        f"Mean final test accuracy (over seeds) for each activation and {what}: read across a row for the {what} "
-        f"that suits an activation; a blank cell means no run of it finished ok (see the diverged and failed runs)."
+        f"Mean final test {ctx.metric.label} (over seeds) for each activation and {what}: read across a row for the "
+        f"{what} that suits an activation; a blank cell means no run of it finished ok (see the diverged and failed "
+        "runs)."
     )
     return f"## {title}\n\n" + ctx.figure(fig, f"heatmap_{column}", caption)
 
@@ -37,11 +36,12 @@ def section_regularizer(ctx: Context) -> str:
 
 
 def section_gap(ctx: Context) -> str:
-    """Where the suite varies regularizers: train minus test accuracy per activation and regularizer."""
-    if "regularizer" not in ctx.setting_cols or "train_acc" not in ctx.runs.columns:
+    """Where the suite varies regularizers: the train-test gap of the metric per activation and regularizer."""
+    metric = ctx.metric
+    if "regularizer" not in ctx.setting_cols or metric.train not in ctx.runs.columns:
         return ""
     gap = stats.generalisation_gap(ctx.runs, by=ctx.by)
-    test = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    test = stats.summarize(ctx.runs, metric.test, by=ctx.by)
     order = {
         column: {v: i for i, v in enumerate(dict.fromkeys(ctx.runs[column]))}
         for column in ("activation", "regularizer")
@@ -50,34 +50,38 @@ def section_gap(ctx: Context) -> str:
     gap = gap.sort_values(
         ["setting", "activation", "regularizer"], key=lambda c: c.map(order[c.name]) if c.name in order else c
     )
+    first, second = findings.gap_sides(metric, "training")
     note = (
-        "Final training accuracy minus final test accuracy, mean over seeds with 95 % interval (ok runs only), beside "
-        "the test accuracy: a regularizer that works narrows the gap without lowering the test accuracy."
+        f"Final {first} {metric.label} minus final {second} {metric.label}, mean over seeds with 95 % interval (ok "
+        f"runs only), beside the test {metric.label}: a regularizer that works narrows the gap without "
+        f"{'lowering' if metric.higher_is_better else 'raising'} the test {metric.label}."
     )
-    return "## Train-test gap\n\n" + note + "\n\n" + tables.gap_table(gap, test, ctx.by) + "\n"
+    return "## Train-test gap\n\n" + note + "\n\n" + tables.gap_table(gap, test, ctx.by, metric) + "\n"
 
 
 def section_lr(ctx: Context) -> str:
-    """Validation accuracy against learning rate; best lr per activation chosen on validation, test reported."""
+    """The validation metric against learning rate; best lr per activation chosen on validation, test reported."""
+    metric = ctx.metric
     if "lr" not in ctx.setting_cols:
         return ""
-    val = stats.summarize(ctx.runs, "val_acc", by=ctx.by)
-    test = stats.summarize(ctx.runs, "test_acc", by=ctx.by)
+    val = stats.summarize(ctx.runs, metric.val, by=ctx.by)
+    test = stats.summarize(ctx.runs, metric.test, by=ctx.by)
     val["setting"] = ctx.label(val, drop=["lr"])
     keys = [c for c in ctx.by if c != "lr"]
     val = val[val.groupby(keys, dropna=False)["lr"].transform("nunique") > 1]  # settings run at a single lr: no curve
     if val.empty:
         return ""
     caption = (
-        "Final validation accuracy against learning rate (log scale), mean over seeds with 95 % band: a wide plateau "
-        "means an activation is forgiving to tune; a missing point means no seed finished ok at that rate."
+        f"Final validation {metric.label} against learning rate (log scale), mean over seeds with 95 % band: a wide "
+        "plateau means an activation is forgiving to tune; a missing point means no seed finished ok at that rate."
     )
-    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette()), "lr_sensitivity", caption)
+    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette(), metric), "lr_sensitivity", caption)
     note = (
-        "Best learning rate per activation, chosen on mean final **validation** accuracy over seeds; the test accuracy "
-        "at that rate is reported, never used to choose. n_diverged / n_failed count runs over the whole lr grid."
+        f"Best learning rate per activation, chosen on mean final **validation** {metric.label} over seeds; the test "
+        f"{metric.label} at that rate is reported, never used to choose. n_diverged / n_failed count runs over the "
+        "whole lr grid."
     )
-    table = tables.best_lr_table(val, test, ctx.by)
+    table = tables.best_lr_table(val, test, ctx.by, metric)
     return "## Learning-rate sensitivity\n\n" + figure + "\n" + note + "\n\n" + table + "\n"
 
 

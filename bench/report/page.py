@@ -135,7 +135,7 @@ def section_files(ctx: Context) -> str:
     return (
         "## Files\n\n- [results.csv](results.csv): one row per run, every status, every recorded field.\n"
         "- [summary.csv](summary.csv): one row per configuration: n, mean, interval and counts of final test "
-        "accuracy.\n"
+        f"{ctx.metric.label}.\n"
         f"- [{BUNDLE_FILE}]({BUNDLE_FILE}): every run with its per-epoch and per-layer rows, the data this report is "
         f"made from (format: `bench/runs/bundle.py`); `python -m bench.bundle import reports/{ctx.suite}` loads it "
         f"into a store, and `python -m bench.report --suite {ctx.suite}` then rebuilds this report.\n"

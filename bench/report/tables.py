@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bench.report.findings import gap_sides
+from bench.tasks import BASELINE, Metric
+
 if TYPE_CHECKING:
     from bench.analysis.claims import Verdict
 
@@ -131,22 +134,23 @@ def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
     return markdown_table(pd.DataFrame(rows, columns=["", ""]))
 
 
-def accuracy_table(summary: pd.DataFrame) -> str:
-    """The final-test-accuracy summary with its interval; the best row's interval in bold."""
+def accuracy_table(summary: pd.DataFrame, metric: Metric) -> str:
+    """The final test metric's summary with its interval; the best row's interval in bold."""
+    test = f"test {metric.name} [95 % CI]"
     shown = summary.assign(
-        **{"test acc [95 % CI]": interval(summary)},
+        **{test: interval(summary)},
         mark=summary["mark"].map({"best": "**best**", "tied": "tied"}).fillna(""),
     )
-    shown.loc[summary["mark"].eq("best"), "test acc [95 % CI]"] = "**" + shown["test acc [95 % CI]"] + "**"
+    shown.loc[summary["mark"].eq("best"), test] = "**" + shown[test] + "**"
     shown["parameters"] = [
-        f"{p:,.0f}" + (f" (x{r:.2f} relu)" if pd.notna(r) and abs(r - 1) > 0.01 else "") if pd.notna(p) else ""
+        f"{p:,.0f}" + (f" (x{r:.2f} {BASELINE})" if pd.notna(r) and abs(r - 1) > 0.01 else "") if pd.notna(p) else ""
         for p, r in zip(summary["parameters"], summary["params_ratio"], strict=True)
     ]
     columns = [
         "setting",
         "activation",
         "n",
-        "test acc [95 % CI]",
+        test,
         "std",
         "parameters",
         "n_diverged",
@@ -156,18 +160,20 @@ def accuracy_table(summary: pd.DataFrame) -> str:
     return markdown_table(shown[columns], {"std": ".4f"})
 
 
-def best_lr_table(val: pd.DataFrame, test: pd.DataFrame, by: list[str]) -> str:
-    """Per setting (``by`` without lr) and activation, the lr with the best mean validation accuracy (``val``,
-    which has a ``setting`` column), the test accuracy there (``test``) and the bad runs over the whole lr grid."""
+def best_lr_table(val: pd.DataFrame, test: pd.DataFrame, by: list[str], metric: Metric) -> str:
+    """Per setting (``by`` without lr) and activation, the lr with the best mean validation metric (``val``, which
+    has a ``setting`` column), the test metric there (``test``) and the bad runs over the whole lr grid."""
     keys = [c for c in by if c != "lr"]
-    chosen = val[val["mean"].notna()].sort_values("mean", ascending=False).drop_duplicates(subset=keys)
+    best_first = val[val["mean"].notna()].sort_values("mean", ascending=not metric.higher_is_better)
+    chosen = best_first.drop_duplicates(subset=keys)
     chosen = chosen.merge(test, on=by, suffixes=("_val", ""))
     bad = val.groupby(keys, dropna=False)[["n_diverged", "n_failed"]].sum().reset_index()
     chosen = chosen.drop(columns=["n_diverged", "n_failed"]).merge(bad, on=keys, how="left")
-    chosen = chosen.sort_values(["setting", "mean"], ascending=[True, False])
-    shown = chosen.assign(**{"val acc": chosen["mean_val"], "test acc [95 % CI]": interval(chosen)})
-    columns = ["setting", "activation", "lr", "val acc", "test acc [95 % CI]", "n_diverged", "n_failed"]
-    return markdown_table(shown[columns], {"lr": "g", "val acc": ".4f"})
+    chosen = chosen.sort_values(["setting", "mean"], ascending=[True, not metric.higher_is_better])
+    names = {"val": f"val {metric.name}", "test": f"test {metric.name} [95 % CI]"}
+    shown = chosen.assign(**{names["val"]: chosen["mean_val"], names["test"]: interval(chosen)})
+    columns = ["setting", "activation", "lr", names["val"], names["test"], "n_diverged", "n_failed"]
+    return markdown_table(shown[columns], {"lr": "g", names["val"]: ".4f"})
 
 
 def verdicts_markdown(verdicts: list[Verdict]) -> str:
@@ -234,7 +240,7 @@ def cost_table(table: pd.DataFrame, cost: dict[str, tuple], names: list[str], re
         row = {"activation": name}
         if cost:
             median, low, high = cost[name]
-            row["time alone x relu [range]"] = f"{median:.2f} [{low:.2f}, {high:.2f}]"
+            row[f"time alone x {reference} [range]"] = f"{median:.2f} [{low:.2f}, {high:.2f}]"
         for setting in settings:
             here = table[table["setting"].eq(setting)].set_index("activation")
             if name not in here.index:
@@ -257,22 +263,22 @@ def cost_table(table: pd.DataFrame, cost: dict[str, tuple], names: list[str], re
     return markdown_table(frame.fillna(""))
 
 
-def gap_table(gap: pd.DataFrame, test: pd.DataFrame, by: list[str]) -> str:
-    """Train minus test accuracy per configuration (``gap``, with ``setting`` and ``regularizer`` columns) beside
-    the final test accuracy (``test``)."""
+def gap_table(gap: pd.DataFrame, test: pd.DataFrame, by: list[str], metric: Metric) -> str:
+    """The train-test gap per configuration (``gap``, with ``setting`` and ``regularizer`` columns) beside the final
+    test metric (``test``)."""
     table = gap.merge(test[[*by, "mean", "ci_low", "ci_high"]], on=by, suffixes=("", "_test"))
+    names = {"gap": f"{' - '.join(gap_sides(metric))} {metric.name} [95 % CI]", "test": f"test {metric.name} [95 % CI]"}
     shown = table.assign(
         **{
-            "train - test acc [95 % CI]": interval(table),
-            "test acc [95 % CI]": interval(table, "mean_test", "ci_low_test", "ci_high_test"),
+            names["gap"]: interval(table),
+            names["test"]: interval(table, "mean_test", "ci_low_test", "ci_high_test"),
         }
     )
-    columns = ["setting", "activation", "regularizer", "n", "train - test acc [95 % CI]", "test acc [95 % CI]"]
-    return markdown_table(shown[columns])
+    return markdown_table(shown[["setting", "activation", "regularizer", "n", names["gap"], names["test"]]])
 
 
 def target_table(summary: pd.DataFrame) -> str:
-    """Epochs and training seconds to the validation-accuracy target, per configuration of a
+    """Epochs and training seconds to the validation-metric target, per configuration of a
     ``time_to_target_summary`` table with ``setting`` and ``target`` columns."""
     shown = summary.assign(
         reached=[f"{r}/{n}" for r, n in zip(summary["n_reached"], summary["n_runs"], strict=True)],

@@ -9,8 +9,7 @@ from bench.analysis import stats, tuning
 from bench.report import figures, findings, tables
 from bench.report.comparisons import pairs
 from bench.report.context import Context
-
-BASELINE = figures.REFERENCE
+from bench.tasks import BASELINE, Metric
 
 
 def section_tuning(ctx: Context) -> str:
@@ -30,8 +29,8 @@ def section_tuning(ctx: Context) -> str:
     return (
         "## Learning rates, chosen per activation\n\n"
         "Each activation trained at its own rate, chosen by the same rule for ReLU as for every other: the rate of "
-        "its setting's grid with the best mean final validation accuracy over the tuning seeds (a diverged or "
-        "failed run counts as worst; equal scores go to the smaller rate; the test split is never read), one rate "
+        f"its setting's grid with the best mean final validation {ctx.metric.label} over the tuning seeds (a diverged "
+        "or failed run counts as worst; equal scores go to the smaller rate; the test split is never read), one rate "
         f"more past the grid's edge where the best was at the edge. Grids: {'; '.join(grids)}. "
         f"{differ} of {findings.counted(len(others), 'activation')} chose another rate than ReLU in the same setting; "
         f"{len(at_edge)} {'is' if len(at_edge) == 1 else 'are'} still at an edge of the extended grid"
@@ -43,28 +42,30 @@ def section_tuning(ctx: Context) -> str:
 
 
 def _sensitivity(ctx: Context) -> str:
-    """A tuned suite's tuning runs: validation accuracy against rate per setting, and each activation's rank at its
-    best rate beside its rank over the whole grid (a rate where no run ended ok counts as 0 accuracy)."""
+    """A tuned suite's tuning runs: the validation metric against rate per setting, and each activation's rank at its
+    best rate beside its rank over the whole grid (a rate where no run ended ok counts as the worst score)."""
     if ctx.tuning_runs is None or ctx.tuning_runs.empty:
         return ""
-    runs = ctx.with_regularizer(ctx.tuning_runs)
-    val = stats.summarize(runs, "val_acc", by=[*ctx.by, "lr"])
+    metric, runs = ctx.metric, ctx.with_regularizer(ctx.tuning_runs)
+    val = stats.summarize(runs, metric.val, by=[*ctx.by, "lr"])
     val["setting"] = ctx.label(val).to_numpy()
     caption = (
-        "Tuning runs: final validation accuracy against learning rate (log scale), mean over the tuning seeds with "
-        "95 % band. A flat curve is an activation that forgives its rate."
+        f"Tuning runs: final validation {metric.label} against learning rate (log scale), mean over the tuning seeds "
+        "with 95 % band. A flat curve is an activation that forgives its rate."
     )
-    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette()), "tuning_sensitivity", caption)
-    score = tuning.scores(runs, ctx.setting_cols)  # as the choice scores: a rate with a broken run is worst
-    score = score.assign(setting=ctx.label(score).to_numpy(), score=score["score"].clip(lower=0.0))
+    figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette(), metric), "tuning_sensitivity", caption)
+    score = tuning.floored(tuning.scores(runs, ctx.setting_cols, metric), metric)  # a rate with a broken run: worst
+    score = score.assign(setting=ctx.label(score).to_numpy())
     per = score.groupby(["setting", "activation"])["score"]
-    ranks = pd.DataFrame({"best": per.max(), "over the grid": per.mean()}).reset_index()
+    ranks = pd.DataFrame({"best": per.max() if metric.higher_is_better else per.min(), "over the grid": per.mean()})
+    ranks = ranks.reset_index()
     for column in ("best", "over the grid"):
-        ranks[f"rank ({column})"] = ranks.groupby("setting")[column].rank(ascending=False, method="min").astype(int)
+        rank = ranks.groupby("setting")[column].rank(ascending=not metric.higher_is_better, method="min")
+        ranks[f"rank ({column})"] = rank.astype(int)
     note = (
-        "Best and forgiving are different questions: each activation's mean validation accuracy at its best rate and "
-        "averaged over its grid (a rate where a tuning run diverged or failed counts as 0), with its rank by each "
-        "within the setting."
+        f"Best and forgiving are different questions: each activation's mean validation {metric.label} at its best "
+        "rate and averaged over its grid (a rate where a tuning run diverged or failed counts as "
+        f"{tuning.worst(metric):.3g}), with its rank by each within the setting."
     )
     return (
         "\n"
@@ -89,7 +90,14 @@ def section_flips(ctx: Context) -> str:
     if ctx.shared_runs is None or ctx.shared_runs.empty:
         return title + f"No runs at the shared rates to compare with: {ctx.shared_source or 'the suite names none'}.\n"
     shared = ctx.with_regularizer(ctx.shared_runs)
-    before = stats.paired_tests(shared, "test_acc", baseline=BASELINE, test=ctx.paired_test, by=ctx.pair_by)
+    before = stats.paired_tests(
+        shared,
+        ctx.metric.test,
+        baseline=BASELINE,
+        test=ctx.paired_test,
+        higher_is_better=ctx.metric.higher_is_better,
+        by=ctx.pair_by,
+    )
     before = before.assign(setting=ctx.label(before).to_numpy())
     after = pairs(ctx)
     keys = ["setting", "activation"]
@@ -130,14 +138,14 @@ def section_flips(ctx: Context) -> str:
     ]
     flips = flips.assign(
         **{
-            "at the shared rate": [verdict_cell(r, "shared") for _, r in flips.iterrows()],
-            "at its own rate": [verdict_cell(r, "tuned") for _, r in flips.iterrows()],
+            "at the shared rate": [verdict_cell(r, "shared", ctx.metric) for _, r in flips.iterrows()],
+            "at its own rate": [verdict_cell(r, "tuned", ctx.metric) for _, r in flips.iterrows()],
             "rates (ReLU's)": rates,
         }
     )
     note = (
-        "The same comparison with ReLU (final test accuracy, paired by seed, Holm within each setting) made twice: "
-        "with every activation at the suite's shared rate, from the runs published before tuning "
+        f"The same comparison with ReLU (final test {ctx.metric.label}, paired by seed, Holm within each setting) made "
+        "twice: with every activation at the suite's shared rate, from the runs published before tuning "
         f"({ctx.shared_source}), and with each activation at its own chosen rate (this report). *tied* means no "
         f"evidence of a difference. {findings.counted(int(both['flipped'].sum()), 'verdict')} of "
         f"{findings.counted(len(both), 'comparison')} changed; {int(both['rerun'].sum())} of these at the same rates "
@@ -179,7 +187,6 @@ def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def verdict_cell(row: pd.Series, side: str) -> str:
+def verdict_cell(row: pd.Series, side: str, metric: Metric) -> str:
     """``worse, -1.47 pt [-2.01, -0.93]``: a verdict with its paired difference to ReLU."""
-    low, high = 100 * row[f"ci_low_{side}"], 100 * row[f"ci_high_{side}"]
-    return f"{row[f'verdict_{side}']}, {findings.points(row[f'mean_diff_{side}'])} [{low:+.2f}, {high:+.2f}]"
+    return f"{row[f'verdict_{side}']}, {findings.difference(row, metric, f'_{side}')}"

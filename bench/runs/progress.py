@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from tqdm import tqdm
 
+from bench import tasks
 from bench.config import RunSpec
 
 
@@ -28,6 +29,7 @@ class Progress:
         self.enabled, self.tty = enabled, enabled and sys.stderr.isatty()
         self.total, self.done, self.tic = len(specs), 0, time.perf_counter()
         self.waiting = {s.key for s in specs}  # not finished yet
+        self.metrics = {s.key: tasks.get(s.task).datasets[s.dataset] for s in specs}  # what each run is scored by
         self.expected, self.workers = expected, workers
         self.suite = tqdm(total=self.total, desc="suite", unit="run", file=sys.stderr, disable=not self.tty)
         self.bars: dict[str, tqdm] = {}
@@ -49,9 +51,9 @@ class Progress:
             self.say(f"[{self.done}/{self.total}] start {spec.label()}")
 
     def epoch(self, key: str, epoch: int, metrics: dict) -> None:
-        bar = self.bars.get(key)
+        bar, val = self.bars.get(key), self.metrics[key].val
         if bar is not None:
-            bar.set_postfix(val_acc=f"{metrics['val_acc']:.4f}", loss=f"{metrics['train_loss']:.4f}", refresh=False)
+            bar.set_postfix({val: f"{metrics[val]:.4f}", "loss": f"{metrics['train_loss']:.4f}"}, refresh=False)
             bar.update(epoch - bar.n)
 
     def left(self) -> float:
@@ -71,10 +73,10 @@ class Progress:
         bar = self.bars.pop(key, None)
         if bar is not None:
             bar.close()
-        left = self.left()
-        acc, seconds = record.get("test_acc", math.nan), record.get("wall_seconds", math.nan)
+        left, test = self.left(), self.metrics[key].test
+        score, seconds = record.get(test, math.nan), record.get("wall_seconds", math.nan)
         self.say(
-            f"[{self.done}/{self.total}] {record['status']:>8}  {label(record)}  test_acc={acc:.4f}  {seconds:.1f}s"
+            f"[{self.done}/{self.total}] {record['status']:>8}  {label(record)}  {test}={score:.4f}  {seconds:.1f}s"
             + (f"  ({record['error']})" if record.get("error") else "")
             + (f"  ~{left / 60:.0f} min left" if self.done < self.total else "")
         )

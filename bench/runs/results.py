@@ -10,6 +10,7 @@ import pandas as pd
 from bench.analysis.frames import SuiteRuns, match
 from bench.config import DEFAULT_STORE, RunSpec
 from bench.runs.store import Store
+from bench.tasks import Metric, fill_metric
 
 __all__ = ["DEFAULT_STORE", "FIRST", "curves", "runs", "suite_runs"]
 
@@ -36,10 +37,14 @@ FIRST = ("activation", "dataset", "model", "init", "optimizer", "lr", "seed")  #
 
 
 def runs(store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
-    """Every run in ``store``, one row each, its readable settings first, then status, metrics and the rest."""
+    """Every run in ``store``, one row each, its readable settings first, then status, the test and best validation
+    values of each metric the runs are scored by, and the rest."""
     with Store(store, readonly=True) as s:
         frame = s.runs()
-    first = [c for c in (*FIRST, "status", "test_acc", "best_val_acc", "epochs_run") if c in frame.columns]
+    filled = fill_metric(frame)
+    metrics = [Metric.of(rows) for _, rows in filled.groupby("metric")] if "metric" in filled.columns else []
+    scores = [column for metric in metrics for column in (metric.test, metric.best_val)]
+    first = [c for c in (*FIRST, "status", *scores, "epochs_run") if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
