@@ -179,21 +179,6 @@ def _expected(todo: list, published: frames.SuiteRuns) -> dict[str, float]:
     }
 
 
-def _candidates(plan: Plan) -> list[RunSpec]:
-    """Every run a plan may train: its tuning runs with a rate past either edge of each grid, and its evaluation runs
-    at any of those rates (which one is known only once its tuning runs have trained); its runs if it is untuned."""
-    from bench.analysis import tuning
-
-    if not plan.tuned:
-        return plan.specs
-    past = {
-        k: tuple(sorted({*tuning.extended(g, "low"), *tuning.extended(g, "high")} - set(g)))
-        for k, g in plan.grids.items()
-    }
-    rates = {key: (*plan.grids[key], *past[key]) for key in plan.grids}
-    return [*plan.tuning(past), *(dataclasses.replace(s, lr=r) for s in plan.specs for r in rates[s.key])]
-
-
 def _plan(plan: Plan, control: list[RunSpec], expected: dict[str, float], workers: int) -> str:
     """The plan line: the runs to train and the expected time (with tuning: without the rates past an edge)."""
     runs = [*plan.tuning(), *plan.specs, *control]
@@ -210,6 +195,7 @@ def _plan(plan: Plan, control: list[RunSpec], expected: dict[str, float], worker
 def _body(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from bench.analysis import tuning
     from bench.harness.loop import check_data
     from bench.report import compare_page
     from bench.report.command import evaluation
@@ -243,7 +229,7 @@ def _body(args: argparse.Namespace) -> int:
             imported = [
                 s for s in control_specs if s.key in pub and _started(store.record(s.key)) == _started(pub[s.key])
             ]
-            candidates = _candidates(plan) + control_specs
+            candidates = tuning.candidates(plan) + control_specs
             todo = [s for s in candidates if not store.has(s.key) or s in imported]
             workers = args.workers or default_workers(todo or candidates, 1)
             expected = _expected(candidates, published)

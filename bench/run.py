@@ -288,13 +288,12 @@ def _dry_run(plan: Plan, store: str) -> int:
         return 0
     from bench.analysis import tuning  # pandas: only a tuned suite's dry run needs it
 
-    extra = tuning.extensions(plan, stored) if stored is not None else {}
-    ready, waiting, _ = tuning.evaluation(plan, stored, extra) if stored is not None else ([], plan.specs, None)
-    for spec in plan.tuning(extra):
+    now = tuning.state(plan, stored)
+    for spec in now.tuning:
         show(spec, "tune  ", f" lr={spec.lr:g}")
-    for spec in ready:
+    for spec in now.ready:
         show(spec, "eval  ", f" lr={spec.lr:g} (chosen)")
-    for spec in waiting:
+    for spec in now.waiting:
         print(f"{'-' * 16}  todo  eval  {spec.label()} (rate not chosen yet: tuning runs missing)")
     return 0
 
@@ -311,19 +310,19 @@ def train(plan: Plan, store: Store, say: Callable[[str], None], **options: Any) 
     base = plan.tuning()
     say(f"tuning: {len(base)} runs (each setting's grid of rates x tuning seeds {list(plan.tune_seeds)})")
     summary = execute(base, store, **options)
-    extra = tuning.extensions(plan, store.runs())
-    if extra:
-        more = [s for s in plan.tuning(extra) if s not in set(base)]
-        edges = len({setting_id(s) for s in plan.specs if s.key in extra})
+    now = tuning.state(plan, store.runs())
+    if now.extra:
+        more = [s for s in now.tuning if s not in set(base)]
+        edges = len({setting_id(s) for s in plan.specs if s.key in now.extra})
         say(f"tuning: {edges} settings are best at their grid's edge: {len(more)} runs one step past it")
         summary.add(execute(more, store, **options))
-    ready, waiting, chosen = tuning.evaluation(plan, store.runs(), extra)
-    moved = int(chosen["lr"].nunique()) if len(chosen) else 0
-    say(f"evaluation: {len(ready)} runs at the chosen rates ({moved} distinct rates chosen)")
-    if waiting:
-        say(f"{len(waiting)} evaluation runs wait for their rate: tuning runs of their setting are not in the store")
-    summary.add(execute(ready, store, **options))
-    summary.total += len(waiting)
+        now = tuning.state(plan, store.runs())
+    moved = int(now.chosen["lr"].nunique()) if len(now.chosen) else 0
+    say(f"evaluation: {len(now.ready)} runs at the chosen rates ({moved} distinct rates chosen)")
+    if now.waiting:
+        say(f"{len(now.waiting)} evaluation runs wait for their rate: their setting's tuning runs are not in the store")
+    summary.add(execute(now.ready, store, **options))
+    summary.total += len(now.waiting)
     return summary
 
 

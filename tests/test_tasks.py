@@ -26,12 +26,31 @@ PUBLISHED = ("default", "seed-claims", "long", "init", "regularizers", "lr")
 DEEP = (64,) * 10
 # One published run of each published suite: the spec's fields (besides their defaults) and the key in its bundle.
 PINNED = {
-    "default": ("7b071c152e9f8384", dict(dataset="fashion_mnist", model="cnn", hidden=(64,), channels=(8, 16),
-                                         activation="abs", lr=0.003, epochs=3)),  # fmt: skip
-    "seed-claims": ("239ca07903be477f", dict(model="deep_mlp", hidden=DEEP, activation="sigmoid", init="xavier_normal",
-                                             optimizer="sgd", lr=0.1, schedule="constant", epochs=5)),  # fmt: skip
-    "long": ("1e4e100e6d74071f", dict(dataset="fashion_mnist", model="cnn", hidden=(64,), channels=(8, 16),
-                                      activation="elu", lr=0.01, epochs=12)),  # fmt: skip
+    "default": (
+        "7b071c152e9f8384",
+        dict(
+            dataset="fashion_mnist", model="cnn", hidden=(64,), channels=(8, 16), activation="abs", lr=0.003, epochs=3
+        ),
+    ),  # fmt: skip
+    "seed-claims": (
+        "239ca07903be477f",
+        dict(
+            model="deep_mlp",
+            hidden=DEEP,
+            activation="sigmoid",
+            init="xavier_normal",
+            optimizer="sgd",
+            lr=0.1,
+            schedule="constant",
+            epochs=5,
+        ),
+    ),  # fmt: skip
+    "long": (
+        "1e4e100e6d74071f",
+        dict(
+            dataset="fashion_mnist", model="cnn", hidden=(64,), channels=(8, 16), activation="elu", lr=0.01, epochs=12
+        ),
+    ),  # fmt: skip
     "init": ("c2cc895520aed8fb", dict(dataset="fashion_mnist", model="deep_mlp", hidden=DEEP, epochs=8)),
     "regularizers": ("51dedd8443dad0c2", dict(dataset="fashion_mnist")),
     "lr": ("b0b9129ff9ce110a", dict(dataset="fashion_mnist", optimizer="momentum", lr=0.0001)),
@@ -208,7 +227,7 @@ def test_a_new_task_defined_in_one_file_trains_tunes_reports_and_compares(toy, t
     assert run_main(["--suite", str(suite), "--store", str(store), "--device", "cpu", "--quiet"]) == 0
 
     plan = load_plan(str(suite))
-    with_tuning = results.suite_runs(plan.tuning(tuning.extensions(plan, results.runs(store))), store).runs
+    with_tuning = results.suite_runs(tuning.state(plan, results.runs(store)).tuning, store).runs
     assert with_tuning["metric"].eq("loss").all() and with_tuning["val_loss"].notna().all()
     chosen = tuning.choose(with_tuning, ["activation"]).set_index("activation")
     means = with_tuning.groupby(["activation", "lr"])["val_loss"].mean()

@@ -132,3 +132,35 @@ def evaluation(
     ready = [dataclasses.replace(s, lr=rate[setting_id(s)]) for s in plan.specs if setting_id(s) in rate]
     waiting = [s for s in plan.specs if setting_id(s) not in rate]
     return ready, waiting, chosen
+
+
+@dataclasses.dataclass
+class Tuned:
+    """Where a tuned suite stands in a store: the rates added past a grid's edge (``extra``, by evaluation spec key),
+    every tuning run with them, the evaluation runs at their chosen rates (``ready``) and those whose setting's tuning
+    runs are not all in the store (``waiting``, at the suite's own rate), and the choices (:func:`evaluation`)."""
+
+    extra: dict[str, tuple[float, ...]]
+    tuning: list[RunSpec]
+    ready: list[RunSpec]
+    waiting: list[RunSpec]
+    chosen: pd.DataFrame
+
+
+def state(plan: Plan, runs: pd.DataFrame | None) -> Tuned:
+    """A tuned ``plan`` against the stored ``runs`` (None: no store yet, nothing chosen): the one place that says what
+    a tuned suite has trained, what it trains next and at which rates."""
+    if runs is None:
+        return Tuned({}, plan.tuning(), [], list(plan.specs), pd.DataFrame(columns=["setting", *CHOICE_COLUMNS]))
+    extra = extensions(plan, runs)
+    return Tuned(extra, plan.tuning(extra), *evaluation(plan, runs, extra))
+
+
+def candidates(plan: Plan) -> list[RunSpec]:
+    """Every run a plan may train: its tuning runs with a rate past either edge of each grid, and its evaluation runs
+    at any of those rates (which one is known only once its tuning runs have trained); its runs if it is untuned."""
+    if not plan.tuned:
+        return plan.specs
+    past = {k: tuple(sorted({*extended(g, "low"), *extended(g, "high")} - set(g))) for k, g in plan.grids.items()}
+    rates = {key: (*plan.grids[key], *past[key]) for key in plan.grids}
+    return [*plan.tuning(past), *(dataclasses.replace(s, lr=r) for s in plan.specs for r in rates[s.key])]

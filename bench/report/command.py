@@ -41,15 +41,14 @@ def evaluation(plan: Plan, store: str | Path) -> tuple[list[RunSpec], pd.DataFra
     if not Path(store).exists():  # nothing chosen yet: every evaluation run missing, as the store will say
         return plan.specs, pd.DataFrame(columns=["activation", "lr", "edge", "grid"]), None
     stored = results.runs(store)
-    extra = tuning.extensions(plan, stored)
-    ready, waiting, chosen = tuning.evaluation(plan, stored, extra)
-    by_setting = chosen.set_index("setting")
+    now = tuning.state(plan, stored)
+    by_setting = now.chosen.set_index("setting")
     rows = [
         {**s.flat(), "edge": by_setting.at[setting_id(s), "edge"], "grid": by_setting.at[setting_id(s), "grid"]}
-        for s in ready
+        for s in now.ready
     ]
     choices = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["activation", "lr", "edge", "grid"])
-    return ready + waiting, choices, frames.match(plan.tuning(extra), stored)[0]
+    return now.ready + now.waiting, choices, frames.match(now.tuning, stored)[0]
 
 
 def load(suite: str, store: str | Path, out: str | Path, command: str | None, timing: bool) -> Context:
