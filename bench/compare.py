@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 import activations
 from activations import errors
-from bench.config import DEFAULT_STORE, DEVICES, ConfigError, Plan, RunSpec, Status, load_plan, load_suite, suite_path
+from bench.config import DEFAULT_STORE, DEVICES, ConfigError, RunSpec, Status, load_suite, suite_path
+from bench.plan import Plan, load_plan
 from bench.run import split_list, train
 from bench.runs import bundle
 from bench.runs.store import Store

@@ -116,7 +116,7 @@ class RunSpec:
     dropout_kind: str = "plain"  # plain (Dropout) or alpha (AlphaDropout, for SELU); "plain" when dropout is 0
     batch_norm: bool = False
     augment: bool = False
-    patience: int = 0  # early stopping on validation accuracy; 0 = off
+    patience: int = 0  # early stopping on the validation metric; 0 = off
     loss: str = "cross_entropy"
     device: str = "cpu"
     dtype: str = "float32"
@@ -145,12 +145,14 @@ class RunSpec:
         for name in WIDTH_FIELDS:
             widths = _widths(name, getattr(self, name)) or defaults.get(name, ())
             if widths and not defaults.get(name):
-                takes = ", ".join(m for m, args in task.models.items() if args.get(name)) or "no"
-                raise ConfigError(f"{name} apply to the {takes} model only, not {self.model!r}")
+                takes = [m for m, args in task.models.items() if args.get(name)]
+                where = f"the {', '.join(takes)} model only" if takes else f"no model of task {task.name!r}"
+                raise ConfigError(f"{name} apply to {where}, not {self.model!r}")
             set_(name, widths)
-        args = dict(self.model_args) if isinstance(self.model_args, tuple | list | dict) else self.model_args
-        if not isinstance(args, dict):
-            raise ConfigError(f"model_args must be a table of the model's arguments, got {self.model_args!r}")
+        try:
+            args = dict(self.model_args)
+        except (TypeError, ValueError):
+            raise ConfigError(f"model_args must be a table of the model's arguments, got {self.model_args!r}") from None
         try:
             set_("model_args", task.model_args(self.model, args))
         except tasks.TaskError as exc:
@@ -201,12 +203,8 @@ class RunSpec:
         return f"{self.activation} {self.model}/{self.dataset} seed={self.seed}"
 
     def flat(self) -> dict[str, Any]:
-        """Spec fields as scalars (widths joined by commas), for records and tables."""
-        out = self.as_dict()
-        out["hidden"] = ",".join(map(str, self.hidden))
-        out["channels"] = ",".join(map(str, self.channels))
-        out["model_args"] = json.dumps(dict(self.model_args), sort_keys=True) if self.model_args else ""
-        return out
+        """Spec fields as scalars, for records and tables (:func:`flatten`)."""
+        return flatten(self.as_dict())
 
 
 FIELDS = tuple(f.name for f in fields(RunSpec) if f.init)  # what a user sets: command line, suite files
@@ -219,6 +217,16 @@ KEYED_FIELDS = (
 )
 ADDED_FIELDS = {f.name: f.default for f in fields(RunSpec) if f.name not in KEYED_FIELDS}
 WIDTH_FIELDS = tasks.WIDTH_FIELDS
+
+
+def flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """Spec field values as records and the store hold them: widths joined by commas, model arguments as JSON ("" for
+    none)."""
+    out = dict(values)
+    out.update({name: ",".join(map(str, out[name])) for name in WIDTH_FIELDS if name in out})
+    if "model_args" in out:
+        out["model_args"] = json.dumps(dict(out["model_args"]), sort_keys=True) if out["model_args"] else ""
+    return out
 
 
 def make_spec(values: dict[str, Any]) -> RunSpec:
@@ -310,110 +318,13 @@ def load_suite(name_or_path: str, overrides: dict[str, Any] | None = None) -> li
 
     A suite's top-level keys are RunSpec fields shared by every grid; each ``[[grid]]`` table adds or
     replaces fields; list values are expanded as a cartesian product. A tuned suite's runs are its evaluation runs at
-    the suite's own rate (:func:`load_plan` has their grids of rates).
+    the suite's own rate (:func:`bench.plan.load_plan` has their grids of rates).
     """
     _, grids = _expanded(suite_path(name_or_path), overrides)
     return list(dict.fromkeys(spec for _, specs in grids for spec in specs))
 
 
-TUNE_KEYS = ("lr", "seeds", "shared")  # a [tune] table: the default grid of rates, the tuning seeds, shared-rate runs
-GRID_TUNE_KEY = "tune_lr"  # a [[grid]] table's own grid of rates
-
-
-@dataclass
-class Plan:
-    """A suite: its evaluation runs and, where it has a ``[tune]`` table, each one's learning-rate grid and the tuning
-    seeds. An evaluation run trains at the rate chosen from its tuning runs (:mod:`bench.analysis.tuning`), on
-    validation only; tuning seeds are not evaluation seeds."""
-
-    specs: list[RunSpec]  # the evaluation runs, each at the suite's own rate until one is chosen
-    grids: dict[str, tuple[float, ...]] = field(default_factory=dict)  # evaluation spec key -> its grid of rates
-    tune_seeds: tuple[int, ...] = ()
-    shared: str | None = None  # a bundle of ``specs`` at the suite's own (shared) rates, to compare verdicts with
-    short: str | None = None  # a bundle of the same settings at fewer epochs ([budget] short), to compare rankings with
-
-    @property
-    def tuned(self) -> bool:
-        return bool(self.grids)
-
-    def tuning(self, extra: dict[str, tuple[float, ...]] | None = None) -> list[RunSpec]:
-        """The tuning runs, each once: every evaluation run's setting at every rate of its grid (and of ``extra``,
-        rates added past an edge, by the same key) and every tuning seed; none for a suite that does not tune."""
-        if not self.tuned:
-            return []
-        extra = extra or {}
-        rates = {key: (*grid, *extra.get(key, ())) for key, grid in self.grids.items()}
-        runs = (dataclasses.replace(s, lr=r, seed=t) for s in self.specs for r in rates[s.key] for t in self.tune_seeds)
-        return list(dict.fromkeys(runs))
-
-
-def setting_id(spec: RunSpec) -> str:
-    """What a tuning choice is made for: the spec without its rate and seed (a key of the spec with both fixed)."""
-    return dataclasses.replace(spec, lr=1.0, seed=0).key
-
-
-def _rates(value: Any, where: str) -> tuple[float, ...]:
-    if not isinstance(value, list) or len(value) < 2:
-        raise ConfigError(f"{where} must be a list of at least 2 learning rates, got {value!r}")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v) for v in value):
-        raise ConfigError(f"{where} must hold positive finite numbers, got {value!r}")
-    if len(set(value)) < len(value):
-        raise ConfigError(f"{where} repeats a rate: {value!r}")
-    return tuple(sorted(float(v) for v in value))
-
-
-def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | None, tuple[int, ...], str | None]:
-    """A suite's ``[tune]`` table, checked: its default grid of rates (None if each grid gives its own), its seeds, and
-    the bundle of its runs at the shared rates (a path from the working directory, or None)."""
-    tune = doc.pop("tune")
-    if not isinstance(tune, dict):
-        raise ConfigError(f"suite {str(path)!r}: [tune] must be a table with lr and seeds")
-    if unknown := [k for k in tune if k not in TUNE_KEYS]:
-        raise ConfigError(f"suite {str(path)!r}: unknown [tune] key {unknown[0]!r} (valid: {', '.join(TUNE_KEYS)})")
-    seeds = tune.get("seeds")
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(t, int) and t >= 0 for t in seeds):
-        raise ConfigError(f"suite {str(path)!r}: [tune] seeds must be a list of non-negative integers, got {seeds!r}")
-    grid = _rates(tune["lr"], f"suite {str(path)!r}: [tune] lr") if "lr" in tune else None
-    shared = tune.get("shared")
-    if shared is not None and (not isinstance(shared, str) or not shared.strip()):
-        raise ConfigError(f"suite {str(path)!r}: [tune] shared must be the path of a runs bundle, got {shared!r}")
-    return grid, tuple(dict.fromkeys(seeds)), shared
-
-
-def _budget_table(doc: dict[str, Any], path: Path) -> str | None:
-    """A suite's ``[budget]`` table, checked: the bundle of its settings' runs at a shorter budget (or None)."""
-    budget = doc.get("budget", {})
-    if not isinstance(budget, dict) or [k for k in budget if k != "short"]:
-        raise ConfigError(f"suite {str(path)!r}: [budget] must be a table with one key, short, got {budget!r}")
-    short = budget.get("short")
-    if short is not None and (not isinstance(short, str) or not short.strip()):
-        raise ConfigError(f"suite {str(path)!r}: [budget] short must be the path of a runs bundle, got {short!r}")
-    return short
-
-
-def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Plan:
-    """A suite as a :class:`Plan`: its evaluation runs (:func:`load_suite`) and, with a ``[tune]`` table, each one's
-    grid of rates (``tune_lr`` in its ``[[grid]]`` table, else ``[tune]``'s ``lr``) and the tuning seeds."""
-    path = suite_path(name_or_path)
-    doc, grids = _expanded(path, overrides)
-    short = _budget_table(doc, path)
-    if "tune" not in doc:
-        return Plan(list(dict.fromkeys(spec for _, specs in grids for spec in specs)), short=short)
-    if "lr" in (overrides or {}):
-        raise ConfigError(f"suite {str(path)!r} chooses each activation's learning rate ([tune]): drop --lr")
-    default, seeds, shared = _tune_table(doc, path)
-    plan = Plan([], {}, seeds, shared, short)
-    for i, (grid, specs) in enumerate(grids, start=1):
-        where = f"suite {str(path)!r} grid {i}: {GRID_TUNE_KEY}"
-        rates = _rates(grid[GRID_TUNE_KEY], where) if GRID_TUNE_KEY in grid else default
-        if rates is None:
-            raise ConfigError(f"suite {str(path)!r} grid {i}: no rates to tune (give [tune] lr or {GRID_TUNE_KEY})")
-        plan.specs += specs
-        plan.grids.update(dict.fromkeys((s.key for s in specs), rates))
-    if overlap := sorted({s.seed for s in plan.specs} & set(seeds)):
-        raise ConfigError(f"suite {str(path)!r}: tuning seeds {overlap} are also evaluation seeds; choose others")
-    plan.specs = list(dict.fromkeys(plan.specs))
-    return plan
+GRID_TUNE_KEY = "tune_lr"  # a [[grid]] table's own grid of rates (bench.plan)
 
 
 def suite_description(name_or_path: str) -> str:

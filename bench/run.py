@@ -12,19 +12,8 @@ from typing import TYPE_CHECKING, Any
 import activations
 from activations import errors
 from bench import tasks
-from bench.config import (
-    DEFAULT_STORE,
-    DEVICES,
-    FIELDS,
-    ConfigError,
-    Plan,
-    RunSpec,
-    Status,
-    expand,
-    harness_names,
-    load_plan,
-    setting_id,
-)
+from bench.config import DEFAULT_STORE, DEVICES, FIELDS, ConfigError, RunSpec, Status, expand, harness_names
+from bench.plan import Plan, load_plan, setting_id
 from bench.runs.store import Store
 
 if TYPE_CHECKING:
@@ -133,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument(
         "--patience",
         metavar="N",
-        help="early stopping after N epochs without a better validation accuracy (default 0: off)",
+        help="early stopping after N epochs without a better validation metric (default 0: off)",
     )
     where = p.add_argument_group("where")
     where.add_argument(

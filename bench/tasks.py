@@ -2,7 +2,7 @@
 arguments), its losses and the code that trains it; the harness runs that code, analysis and reports read the metric.
 
 This module is plain data (no torch): a spec is checked against it, and analysis reads a run's metric from the run's
-own record (:func:`metric_record`, :meth:`Metric.of`), so that a report needs no task code. A task's code is named
+own record (:meth:`Metric.record`, :meth:`Metric.of`), so that a report needs no task code. A task's code is named
 by ``implementation``, ``"module:attribute"`` (imported when a run trains, :mod:`bench.harness.tasks`), or is the
 object itself. Register a new one with :func:`register`; the registry is a dict of name -> task, as timm's are.
 """
@@ -100,8 +100,10 @@ class Metric:
 
         columns = [c for c in METRIC_COLUMNS if c != "chance"]
         if runs.empty or not set(columns) <= set(runs.columns):
-            return ACCURACY
-        kinds = runs[columns].drop_duplicates()
+            return ACCURACY  # records from before the metric was recorded, which fill_metric has not seen
+        kinds = runs[columns].dropna().drop_duplicates()
+        if kinds.empty:
+            raise TaskError("the runs carry no metric: their task is not registered in this process")
         if len(kinds) > 1:
             raise TaskError(f"the runs are scored by {len(kinds)} metrics ({', '.join(kinds['metric'])}): report apart")
         name, label, higher, unit, scale = kinds.iloc[0]
@@ -122,8 +124,8 @@ def accuracy(classes: int) -> Metric:
 @dataclass(frozen=True)
 class Task:
     """A kind of setting: ``datasets`` (name -> its metric), ``models`` (name -> default arguments: ``hidden`` and
-    ``channels`` are RunSpec fields of their own, the rest go in ``model_args``), ``losses`` (names, the first the
-    default) and ``implementation``, the code that loads, builds, trains and evaluates (:mod:`bench.harness.tasks`)."""
+    ``channels`` are RunSpec fields of their own, the rest go in ``model_args``), ``losses`` (the names it accepts)
+    and ``implementation``, the code that loads, builds, trains and evaluates (:mod:`bench.harness.tasks`)."""
 
     name: str
     description: str
@@ -131,6 +133,15 @@ class Task:
     models: dict[str, dict[str, Any]]
     losses: tuple[str, ...]
     implementation: Any  # "module:attribute", or the object itself
+
+    def __post_init__(self) -> None:
+        kinds = {replace(m, chance=math.nan) for m in self.datasets.values()}
+        if len(kinds) != 1:
+            raise TaskError(f"task {self.name!r}: its datasets must share one metric, not {len(kinds)}")
+        if bad := [d for d, m in self.datasets.items() if not math.isfinite(m.chance)]:
+            raise TaskError(f"task {self.name!r}: the metric of {', '.join(bad)} needs its chance level")
+        if self.metric.name == "loss" and len(self.losses) != 1:
+            raise TaskError(f"task {self.name!r} is scored by its loss: it takes one loss, not {len(self.losses)}")
 
     @property
     def metric(self) -> Metric:
@@ -141,13 +152,21 @@ class Task:
         """``given`` model arguments checked against the model's own (names and types), the rest at their defaults;
         sorted (name, value) pairs. The width fields are RunSpec fields, not model arguments."""
         defaults = {k: v for k, v in self.models[model].items() if k not in WIDTH_FIELDS}
+        if given and not defaults:
+            raise TaskError(f"model {model!r} takes no model arguments, got {', '.join(given)}")
         for name, value in given.items():
             choose(f"argument of model {model!r}", name, defaults, TaskError)
-            want = type(defaults[name])
-            if isinstance(value, bool) != (want is bool) or not isinstance(value, float if want is float else want):
-                if not (want is float and isinstance(value, int) and not isinstance(value, bool)):
-                    raise TaskError(f"model argument {name} must be a {want.__name__}, got {value!r}")
+            if not _fits(value, defaults[name]):
+                raise TaskError(f"model argument {name} must be of type {type(defaults[name]).__name__}, got {value!r}")
         return tuple(sorted({**defaults, **{k: type(defaults[k])(v) for k, v in given.items()}}.items()))
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` can stand for ``default``: the same type (an int where a float is wanted too; a bool is no
+    number here)."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    return isinstance(value, type(default)) or isinstance(default, float) and isinstance(value, int)
 
 
 WIDTH_FIELDS = ("hidden", "channels")

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from activations import InputError
-from bench.config import FIELDS, ConfigError, RunSpec, expand, load_plan, load_suite, make_spec
+from bench.config import FIELDS, ConfigError, RunSpec, expand, load_suite, make_spec
+from bench.plan import load_plan
 
 
 def test_defaults_are_normalised():

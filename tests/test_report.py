@@ -14,7 +14,8 @@ import pytest
 
 import activations
 from bench.analysis import stats, tuning
-from bench.config import Status, load_plan, load_suite, suite_description
+from bench.config import Status, load_suite, suite_description
+from bench.plan import load_plan
 from bench.report import command, comparisons, figures, findings, grids, page, tables
 from bench.run import main as run_main
 from bench.runs import bundle, results

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from activations.errors import InputError
 from bench import compare, tasks
 from bench.analysis import tuning
-from bench.config import ADDED_FIELDS, FIELDS, KEYED_FIELDS, ConfigError, RunSpec, load_plan
+from bench.config import ADDED_FIELDS, FIELDS, KEYED_FIELDS, ConfigError, RunSpec
+from bench.harness.tasks import code
+from bench.plan import load_plan
 from bench.report import command
 from bench.run import main as run_main
 from bench.runs import bundle, results
@@ -151,8 +153,8 @@ class Blobs:
     def prepare(self, spec, x):
         return x
 
-    def samples(self, data):
-        return len(data["train"][1])
+    def channels_last(self, spec):
+        return False
 
     def batches(self, spec, data, order, augment):
         x, y = data["train"]
@@ -213,10 +215,31 @@ def test_the_toy_task_checks_its_own_names_and_model_arguments(toy):
         RunSpec(task="blobs", model="tiny_mlp")
     with pytest.raises(ConfigError, match="unknown argument of model 'tiny_mlp' 'widht'; did you mean width"):
         RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", model_args={"widht": 8})
-    with pytest.raises(ConfigError, match="model argument width must be a int, got 'x'"):
-        RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", model_args={"width": "x"})
-    with pytest.raises(ConfigError, match="hidden apply to the no model only"):
+    for bad in ("x", True, 8.0):
+        with pytest.raises(ConfigError, match=f"model argument width must be of type int, got {bad!r}"):
+            RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", model_args={"width": bad})
+    with pytest.raises(ConfigError, match="hidden apply to no model of task 'blobs', not 'tiny_mlp'"):
         RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", hidden=(4,))
+    with pytest.raises(ConfigError, match="model_args must be a table"):
+        RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", model_args=[["width"]])
+    with pytest.raises(ConfigError, match="model 'mlp' takes no model arguments, got width"):
+        RunSpec(model_args={"width": 8})
+
+
+def test_a_task_is_checked_when_it_is_defined_and_when_its_code_is_found(toy):
+    with pytest.raises(InputError, match="needs its chance level"):
+        dataclasses.replace(TOY, datasets={"gauss2": dataclasses.replace(NATS, chance=math.nan)})
+    with pytest.raises(InputError, match="scored by its loss: it takes one loss, not 2"):
+        dataclasses.replace(TOY, losses=("cross_entropy", "mse"))
+    with pytest.raises(InputError, match="must share one metric"):
+        dataclasses.replace(TOY, datasets={"a": NATS, "b": tasks.accuracy(2)})
+    assert code("blobs") is TOY.implementation
+    tasks.TASKS["blobs"] = dataclasses.replace(TOY, implementation=object())
+    with pytest.raises(InputError, match="the code of task 'blobs' lacks load, build, .*probe_batch"):
+        code("blobs")
+    tasks.TASKS["blobs"] = dataclasses.replace(TOY, implementation="no_such_module:CODE")
+    with pytest.raises(InputError, match="task code 'no_such_module:CODE' cannot be loaded"):
+        code("blobs")
 
 
 @pytest.mark.slow

@@ -11,7 +11,8 @@ import pytest
 
 from bench import compare
 from bench.analysis import tuning
-from bench.config import ConfigError, load_plan, load_suite
+from bench.config import ConfigError, load_suite
+from bench.plan import load_plan
 from bench.report import command, comparisons, tuned
 from bench.run import main as run_main
 from bench.runs import bundle
@@ -101,8 +102,12 @@ def test_a_lower_is_better_metric_chooses_the_lowest_mean_and_a_broken_rate_scor
     scores = tuning.scores(runs, ["dataset", "model"], loss).set_index(["dataset", "activation", "lr"])["score"]
     assert scores["mnist", "tanh", 3e-3] == math.inf and scores["mnist", "relu", 1e-3] < scores["mnist", "relu", 1e-2]
     uniform = Metric("loss", "loss", False, "nats", chance=4.0)  # a broken rate averages in at chance
-    floored = tuning.floored(tuning.scores(runs, ["dataset", "model"], uniform), uniform)
-    assert floored["score"].max() == 4.0 and tuning.worst(uniform) == 4.0 and tuning.worst(ACCURACY) == 0.0
+    raw = tuning.scores(runs, ["dataset", "model"], uniform)
+    floored = tuning.floored(raw, uniform)
+    assert floored["score"].max() == 4.0 and tuning.worst(uniform, raw["score"]) == 4.0
+    assert tuning.worst(ACCURACY, raw["score"]) == 0.0
+    worse = raw.assign(score=raw["score"].replace(raw["score"].min(), 9.0))  # a rate that trained worse than chance
+    assert tuning.worst(uniform, worse["score"]) == 9.0  # a broken rate is never better than one that trained
     equal = synthetic().assign(val_loss=0.5)
     assert set(tuning.choose(equal, ["dataset", "model"], loss)["lr"]) == {min(GRID)}  # ties: the smaller rate
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.config import ADDED_FIELDS, FIELDS, RunSpec
+from bench.config import ADDED_FIELDS, FIELDS, RunSpec, flatten
 from bench.tasks import fill_metric
 
 __all__ = ["MATCH_COLUMNS", "SuiteRuns", "match", "matched", "spec_frame"]
@@ -40,7 +40,7 @@ def spec_frame(specs: list[RunSpec]) -> pd.DataFrame:
 def matched(specs: list[RunSpec], stored: pd.DataFrame) -> pd.DataFrame:
     """Every record of ``stored`` that is a run of one of ``specs``, with ``_spec``: that spec's position."""
     stored = stored.copy()
-    flat = RunSpec().flat()  # as the store holds them
+    flat = flatten(ADDED_FIELDS)  # as the store holds them
     for name in ADDED_FIELDS:  # a record from before the field existed had its default
         stored[name] = stored[name].fillna(flat[name]) if name in stored.columns else flat[name]
     stored = fill_metric(stored)  # and its task's metric

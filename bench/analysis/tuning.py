@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.frames import matched
-from bench.config import Plan, RunSpec, Status, setting_id
+from bench.config import RunSpec, Status
+from bench.plan import Plan, setting_id
 from bench.tasks import Metric
 
 CHOICE_COLUMNS = ("lr", "score", "n_seeds", "n_broken", "edge", "grid")
@@ -45,15 +46,19 @@ def scores(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = N
     return out.reset_index()
 
 
-def worst(metric: Metric) -> float:
-    """The finite score a broken rate counts as in a mean over the grid: 0 where higher is better (no accuracy is
-    lower), else the chance level (what a network that learned nothing scores)."""
-    return 0.0 if metric.higher_is_better else metric.chance
+def worst(metric: Metric, scores: pd.Series) -> float:
+    """The finite score a broken rate counts as in a mean over the grid of ``scores``: 0 where higher is better (no
+    accuracy is lower); where lower is better, the chance level or the worst finite score, whichever is worse (a loss
+    has no ceiling, and a rate that trains badly can end above chance)."""
+    if metric.higher_is_better:
+        return 0.0
+    finite = scores[np.isfinite(scores)]
+    return float(max(metric.chance, finite.max())) if len(finite) else metric.chance
 
 
 def floored(table: pd.DataFrame, metric: Metric) -> pd.DataFrame:
     """A :func:`scores` table with a broken rate's infinite score at :func:`worst`, so that it can be averaged."""
-    return table.assign(score=table["score"].where(np.isfinite(table["score"]), worst(metric)))
+    return table.assign(score=table["score"].where(np.isfinite(table["score"]), worst(metric, table["score"])))
 
 
 def choose(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torchvision import datasets
 
 from activations.errors import InputError, choose
+from bench.tasks import IMAGE_CLASSES
 
 VAL_SIZE = 5000  # validation images carved from the training set (10 % instead when the set has <= VAL_SIZE images)
 SPLIT_SEED = 20240611  # seeds the validation split only: the same images for every run, seed and activation
@@ -54,16 +55,15 @@ class _Source:
     reader: type  # the torchvision dataset class that decodes the files
     folder: str  # where its files are, relative to the data directory
     files: tuple[str, ...]
-    num_classes: int
 
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
-DATASETS = {  # name -> where its files are and which torchvision class reads them
-    "mnist": _Source(datasets.MNIST, "MNIST/raw", _IDX_FILES, 10),
-    "fashion_mnist": _Source(datasets.FashionMNIST, "FashionMNIST/raw", _IDX_FILES, 10),
-    "cifar10": _Source(_CIFAR10, "cifar-10-batches-py", _CIFAR10_FILES, 10),
-    "cifar100": _Source(_CIFAR100, "cifar-100-python", ("train", "test", "meta"), 100),
+DATASETS = {  # name -> where its files are and which torchvision class reads them; classes: tasks.IMAGE_CLASSES
+    "mnist": _Source(datasets.MNIST, "MNIST/raw", _IDX_FILES),
+    "fashion_mnist": _Source(datasets.FashionMNIST, "FashionMNIST/raw", _IDX_FILES),
+    "cifar10": _Source(_CIFAR10, "cifar-10-batches-py", _CIFAR10_FILES),
+    "cifar100": _Source(_CIFAR100, "cifar-100-python", ("train", "test", "meta")),
 }
 _IDX_MAGIC = {1: 2049, 3: 2051}  # unsigned-byte IDX files with 1 (labels) or 3 (images) dimensions
 
@@ -229,7 +229,7 @@ def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _decode(key: str, root: str) -> dict[str, torch.Tensor]:
     """The split CPU tensors of one dataset, decoded once per process; callers must not change them in place."""
     (train_x, test_x), (train_y, test_y) = _read(key, Path(root))
-    num_classes = DATASETS[key].num_classes
+    num_classes = IMAGE_CLASSES[key]
     for split, y in (("training", train_y), ("test", test_y)):
         if len(y) and not 0 <= int(y.min()) <= int(y.max()) < num_classes:
             raise DataError(
@@ -282,7 +282,7 @@ def load(
             f"or pass --data-dir / set ${ENV_VAR} to a folder that has them"
         )
     tensors = _decode(key, str(root))
-    return Splits(name=key, num_classes=source.num_classes, **{k: v.to(device) for k, v in tensors.items()})
+    return Splits(name=key, num_classes=IMAGE_CLASSES[key], **{k: v.to(device) for k, v in tensors.items()})
 
 
 def _normalise(x01: torch.Tensor, splits: Splits) -> torch.Tensor:

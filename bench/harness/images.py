@@ -56,9 +56,6 @@ class ImageClassification:
         x = x.to(getattr(torch, spec.dtype))
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last(spec) else x
 
-    def samples(self, splits: data.Splits) -> int:
-        return len(splits.train_x)
-
     def batches(
         self, spec: RunSpec, splits: data.Splits, order: torch.Generator, augment: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -216,14 +216,14 @@ class RunState:
     @classmethod
     def start(cls, spec: RunSpec, data: object, started: float, started_at: str) -> RunState:
         """A fresh run of ``spec`` on ``data``: its initial weights, optimizer and schedule; seeds the global RNG."""
-        task = code(spec.task)
+        task, higher = code(spec.task), tasks.get(spec.task).metric.higher_is_better
         model = build_model(spec, data).to(device=spec.device, dtype=getattr(torch, spec.dtype))
         torch.manual_seed(spec.seed)  # dropout masks and rrelu slopes; everything else has its own generator
-        if getattr(task, "channels_last", lambda spec: False)(spec):
+        if task.channels_last(spec):
             model = model.to(memory_format=torch.channels_last)
         groups = param_groups(model, spec.weight_decay, spec.decay_act_params)
         optimizer = optim.OPTIMIZERS[spec.optimizer](groups, spec)
-        scheduler = optim.SCHEDULES[spec.schedule](optimizer, spec.epochs)
+        scheduler = optim.SCHEDULES[spec.schedule](optimizer, spec.epochs, higher)
         return cls(spec, data, model, optimizer, scheduler, task.loss(spec, data), started, started_at)
 
     def log(self, epoch: int, split: str, metrics: dict[str, float]) -> None:
@@ -239,13 +239,13 @@ class RunState:
         rows = probe(self.model, self.probe_x, self.probe_y, self.loss_fn, self.max_abs_df, epoch, acts, layers)
         self.layers.extend(rows)
 
-    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One epoch of the task's training batches in this seed's order; the summed loss and the summed score (None
-        where the task's metric is its loss)."""
+    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """One epoch of the task's training batches in this seed's order: the summed loss and score (None where the
+        task's metric is its loss), each a batch's mean times its samples (``len(y)``), and the samples."""
         spec, device = self.spec, self.device
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        score_sum = None
+        score_sum, n = None, 0
         for xb, yb in self.task.batches(spec, self.data, self.order_gen, self.aug_gen):
             with self.autocast:
                 out = self.forward(self.task.prepare(spec, xb))
@@ -256,15 +256,16 @@ class RunState:
             loss_sum += loss.detach().double() * len(yb)
             score = self.task.score(out.detach(), yb)
             score_sum = score if score_sum is None else score_sum + score
+            n += len(yb)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return loss_sum, score_sum
+        return loss_sum, score_sum, n
 
     def end_epoch(
-        self, epoch: int, loss_sum: torch.Tensor, score: torch.Tensor | None, lr: float, seconds: float
+        self, epoch: int, loss_sum: torch.Tensor, score: torch.Tensor | None, n: int, lr: float, seconds: float
     ) -> bool:
-        """Log a trained epoch and evaluate it; False (and status ``diverged``) if its training loss is not finite."""
-        n = self.task.samples(self.data)
+        """Log a trained epoch of ``n`` samples and evaluate it; False (and status ``diverged``) if its training loss
+        is not finite."""
         self.epochs_run, self.train_seconds, self.seen = epoch, self.train_seconds + seconds, self.seen + n
         train = {"loss": float(loss_sum) / n, **({self.metric.name: float(score) / n} if score is not None else {})}
         self.last.update({f"train_{k}": v for k, v in train.items()})
@@ -280,8 +281,8 @@ class RunState:
     def next_epoch(self, epoch: int) -> bool:
         """Early stopping and the learning-rate schedule after an evaluated epoch; False when the run stops."""
         stop = self.stopper.update(epoch, self.last[self.metric.val], self.last["val_loss"])
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # it watches a rising score
-            self.scheduler.step(self.metric.sign * self.last[self.metric.val])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(self.last[self.metric.val])
         elif self.scheduler is not None:
             self.scheduler.step()
         return not stop
@@ -344,8 +345,8 @@ def run(
         for epoch in range(1, spec.epochs + 1):
             lr = state.optimizer.param_groups[0]["lr"]
             tic = time.perf_counter()
-            loss_sum, score = state.train_epoch()
-            if not state.end_epoch(epoch, loss_sum, score, lr, time.perf_counter() - tic):
+            loss_sum, score, n = state.train_epoch()
+            if not state.end_epoch(epoch, loss_sum, score, n, lr, time.perf_counter() - tic):
                 break
             if on_epoch is not None:
                 on_epoch(epoch, dict(state.last))
@@ -364,6 +365,7 @@ def failed(spec: RunSpec, exc: BaseException, wall_seconds: float = math.nan) ->
         "wall_seconds": wall_seconds,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **environment(spec.device),
+        **(task.datasets[spec.dataset].record() if (task := tasks.TASKS.get(spec.task)) else {}),
     }
     return RunResult(record)
 

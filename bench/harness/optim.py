@@ -41,10 +41,13 @@ OPTIMIZERS: dict[str, Callable[[list[dict], Any], torch.optim.Optimizer]] = {  #
     "adagrad": lambda groups, spec: torch.optim.Adagrad(groups, lr=spec.lr, fused=True),
 }
 
-# None for constant; step divides lr by 10 every third of training; plateau watches validation accuracy.
-SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], object]] = {
-    "constant": lambda opt, epochs: None,
-    "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1),
-    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
-    "plateau": lambda opt, epochs: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=2),
+# (optimizer, epochs, whether the validation metric is better higher) -> a schedule. None for constant; step divides
+# lr by 10 every third of training; plateau watches the validation metric (accuracy rising, a loss falling).
+SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int, bool], object]] = {
+    "constant": lambda opt, epochs, higher: None,
+    "step": lambda opt, epochs, higher: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1),
+    "cosine": lambda opt, epochs, higher: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    "plateau": lambda opt, epochs, higher: torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="max" if higher else "min", factor=0.1, patience=2
+    ),
 }

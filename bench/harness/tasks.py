@@ -10,11 +10,11 @@ The code of a task is an object with these methods (``data`` is whatever its ``l
   weights, in forward order, where layer i is followed by activation i (the probes pair them);
   ``gains(layers, gain)``: each weight layer's initializer gain, given the activation's (1 where a layer's inputs are
   not the activation's outputs).
-- ``loss(spec, data)``: the mean loss of a batch, ``loss(out, y)``.
-- ``samples(data)``: how many samples one epoch trains on; ``batches(spec, data, order, augment)``: one epoch of
-  training batches, every random draw from the two generators (the batch order's and the augmentation's);
-  ``prepare(spec, x)``: a batch in the run's dtype and memory format.
-- ``score(out, y)``: the summed metric of a training batch (None where the metric is the loss itself);
+- ``loss(spec, data)``: the mean loss of a batch over its samples, ``loss(out, y)``; a sample is a row of ``y``.
+- ``batches(spec, data, order, augment)``: one epoch of training batches ``(x, y)``, every random draw from the two
+  generators (the batch order's and the augmentation's); ``prepare(spec, x)``: a batch in the run's dtype and memory
+  format; ``channels_last(spec)``: whether the network runs in the channels-last memory format.
+- ``score(out, y)``: the metric of a training batch summed over its samples (None where the metric is the loss);
   ``evaluate(spec, model, data, split, loss_fn)``: ``{"loss": ..., metric: ...}`` over the whole ``"val"`` or
   ``"test"`` split, in eval mode; ``probe_batch(spec, data)``: the fixed validation batch the probes see.
 """
@@ -27,14 +27,25 @@ from typing import Any
 
 from bench import tasks
 
+METHODS = (
+    *("load", "build", "activations", "weight_layers", "gains", "loss", "batches", "prepare", "channels_last"),
+    *("score", "evaluate", "probe_batch"),
+)
+
 
 @functools.cache
 def _resolve(target: str) -> Any:
     module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise tasks.TaskError(f"task code {target!r} cannot be loaded: {exc}") from None
 
 
 def code(name: str) -> Any:
-    """The code of the registered task ``name``."""
+    """The code of the registered task ``name``, checked to have every method a task's code has."""
     impl = tasks.get(name).implementation
-    return _resolve(impl) if isinstance(impl, str) else impl
+    found = _resolve(impl) if isinstance(impl, str) else impl
+    if missing := [m for m in METHODS if not callable(getattr(found, m, None))]:
+        raise tasks.TaskError(f"the code of task {name!r} lacks {', '.join(missing)} (see bench/harness/tasks.py)")
+    return found

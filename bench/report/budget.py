@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analysis import effects, stats
-from bench.config import SUITES_DIR, load_plan
+from bench.config import SUITES_DIR
+from bench.plan import load_plan
 from bench.report import findings, tables
 from bench.report.comparisons import pairs
 from bench.report.context import MIN_WILCOXON_PAIRS, Context

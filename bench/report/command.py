@@ -15,17 +15,8 @@ import pandas as pd
 from activations import errors
 from bench import provenance
 from bench.analysis import frames, tuning
-from bench.config import (
-    BUNDLE_FILE,
-    DEFAULT_STORE,
-    ConfigError,
-    Plan,
-    RunSpec,
-    load_plan,
-    setting_id,
-    suite_description,
-    suite_path,
-)
+from bench.config import BUNDLE_FILE, DEFAULT_STORE, ConfigError, RunSpec, suite_description, suite_path
+from bench.plan import Plan, load_plan, setting_id
 from bench.report import page
 from bench.report.context import Context, ReportError, context
 from bench.runs import bundle, results

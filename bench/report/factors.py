@@ -267,13 +267,14 @@ def _rates(ctx: Context, panel: str, activation: str, best: pd.Series, scores: p
 
 
 def lr_findings(ctx: Context) -> str:
-    """Per activation: its best rate (on validation), the test metric there, the rates within a point of its best
-    (the plateau), its mean over the grid (a rate with a diverged or failed run counts as the worst score,
+    """Per activation: its best rate (on validation), the test metric there, the rates within the plateau width of its
+    best (:func:`_plateau`), its mean over the grid (a rate with a diverged or failed run counts as the worst score,
     :func:`bench.analysis.tuning.worst`) and the rates that broke; then which activation is best at its best rate
     and which is the most forgiving."""
     metric, others = ctx.metric, [c for c in ctx.setting_cols if c != "lr"]
     choice = tuning.choose(ctx.runs, others, metric)
-    scores = tuning.floored(tuning.scores(ctx.runs, others, metric), metric)
+    raw = tuning.scores(ctx.runs, others, metric)
+    scores = tuning.floored(raw, metric)
     test = stats.summarize(ctx.runs, metric.test, by=ctx.by)
     label = metric.label
     head = (
@@ -281,7 +282,7 @@ def lr_findings(ctx: Context) -> str:
         "over seeds (a rate where a run diverged or failed is never chosen; ties go to the smaller rate), the test "
         f"{label} there, the rates whose validation {label} is within {_plateau(metric)} of the best (its "
         "plateau: how forgiving it is), its mean over the whole grid (a rate where a run diverged or failed counts "
-        f"as {tuning.worst(metric):.3g}) and the rates where runs diverged."
+        f"as {tuning.worst(metric, raw['score']):.3g}) and the rates where runs diverged."
     )
     bullets, summary = [], []
     for panel, activation, rows in _groups(ctx, "lr", choice):

@@ -200,7 +200,7 @@ def forest(rows: pd.DataFrame, title: str, metric: Metric, xlabel: str) -> plt.F
             edge, marker = (left, "<") if mean[i] < left else (right, ">")
             ax.scatter(edge, i, s=40, marker=marker, color=colour[i], zorder=3, clip_on=False)
             ax.annotate(
-                f"{mean[i]:+.1f}",
+                f"{mean[i]:+.{metric.decimals - 1}f}",
                 (edge, i),
                 xytext=(6 if marker == "<" else -6, 0),
                 textcoords="offset points",
@@ -255,9 +255,10 @@ def cost_scatter(table: pd.DataFrame, colors: Palette, metric: Metric) -> plt.Fi
 
 
 def heatmaps(
-    table: pd.DataFrame, column: str, panels: list[str], levels: list, names: list[str], what: str
+    table: pd.DataFrame, column: str, panels: list[str], levels: list, names: list[str], what: str, higher: bool
 ) -> plt.Figure:
-    """Mean per activation (rows, in ``names`` order) x ``column`` (in ``levels`` order), one heatmap per panel."""
+    """Mean per activation (rows, in ``names`` order) x ``column`` (in ``levels`` order), one heatmap per panel;
+    bright is better (``higher``: where higher values are)."""
     fig, axes = plt.subplots(
         1,
         len(panels),
@@ -268,7 +269,15 @@ def heatmaps(
         rows = table[table["panel"].eq(panel)]
         grid = rows.pivot(index="activation", columns=column, values="mean")
         grid = grid.reindex(index=[a for a in names if a in grid.index], columns=[v for v in levels if v in grid])
-        sns.heatmap(grid, annot=True, fmt=".3f", cmap="viridis", cbar=len(panels) == 1, ax=ax, annot_kws={"size": 8})
+        sns.heatmap(
+            grid,
+            annot=True,
+            fmt=".3f",
+            cmap="viridis" if higher else "viridis_r",
+            cbar=len(panels) == 1,
+            ax=ax,
+            annot_kws={"size": 8},
+        )
         ax.grid(False)
         ax.set_title(wrap(panel))
         ax.set_xlabel(what)

@@ -18,7 +18,7 @@ def _heatmap_section(ctx: Context, column: str, title: str, what: str) -> str:
     if not panels:
         return ""
     levels = list(dict.fromkeys(ctx.runs[column]))  # suite order
-    fig = figures.heatmaps(table, column, panels, levels, ctx.activations, what)
+    fig = figures.heatmaps(table, column, panels, levels, ctx.activations, what, ctx.metric.higher_is_better)
     caption = (
         f"Mean final test {ctx.metric.label} (over seeds) for each activation and {what}: read across a row for the "
         f"{what} that suits an activation; a blank cell means no run of it finished ok (see the diverged and failed "

@@ -54,7 +54,8 @@ def _sensitivity(ctx: Context) -> str:
         "with 95 % band. A flat curve is an activation that forgives its rate."
     )
     figure = ctx.figure(figures.lr_sensitivity(val, ctx.palette(), metric), "tuning_sensitivity", caption)
-    score = tuning.floored(tuning.scores(runs, ctx.setting_cols, metric), metric)  # a rate with a broken run: worst
+    raw = tuning.scores(runs, ctx.setting_cols, metric)
+    score = tuning.floored(raw, metric)  # a rate with a broken run: the worst
     score = score.assign(setting=ctx.label(score).to_numpy())
     per = score.groupby(["setting", "activation"])["score"]
     ranks = pd.DataFrame({"best": per.max() if metric.higher_is_better else per.min(), "over the grid": per.mean()})
@@ -65,7 +66,7 @@ def _sensitivity(ctx: Context) -> str:
     note = (
         f"Best and forgiving are different questions: each activation's mean validation {metric.label} at its best "
         "rate and averaged over its grid (a rate where a tuning run diverged or failed counts as "
-        f"{tuning.worst(metric):.3g}), with its rank by each within the setting."
+        f"{tuning.worst(metric, raw['score']):.3g}), with its rank by each within the setting."
     )
     return (
         "\n"

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 from activations.errors import InputError
+from bench import tasks
 from bench.config import RunSpec
 from bench.harness import loop
 
@@ -40,9 +41,11 @@ def check(threads: int, gpus_per_run: float, address: str | None = None):
     return ray
 
 
-def _task(spec: RunSpec, data_dir: str | None, download: bool, threads: int) -> loop.RunResult:
+def _task(spec: RunSpec, data_dir: str | None, download: bool, threads: int, task: tasks.Task) -> loop.RunResult:
+    """One run in a Ray worker, its task as the driver registered it (a task registered in a notebook trains too)."""
     import torch
 
+    tasks.TASKS[task.name] = task
     torch.set_flush_denormal(True)  # before torch starts its threads where it has not yet (see loop.flush_denormals)
     torch.set_num_threads(threads)
     return loop.attempt(spec, data_dir, download=download)
@@ -89,7 +92,8 @@ def run(
                 options = {"num_cpus": threads, "max_retries": MAX_RETRIES}
                 if spec.device.startswith("cuda"):
                     options["num_gpus"] = gpus_per_run
-                pending[remote.options(**options).remote(spec, data_dir, download, threads)] = spec
+                task = tasks.TASKS[spec.task]
+                pending[remote.options(**options).remote(spec, data_dir, download, threads, task)] = spec
             if not pending:
                 return
             [ref], _ = ray.wait(list(pending), num_returns=1)

@@ -10,7 +10,7 @@ import pandas as pd
 from bench.analysis.frames import SuiteRuns, match
 from bench.config import DEFAULT_STORE, RunSpec
 from bench.runs.store import Store
-from bench.tasks import Metric, fill_metric
+from bench.tasks import fill_metric
 
 __all__ = ["DEFAULT_STORE", "FIRST", "curves", "runs", "suite_runs"]
 
@@ -41,9 +41,8 @@ def runs(store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
     values of each metric the runs are scored by, and the rest."""
     with Store(store, readonly=True) as s:
         frame = s.runs()
-    filled = fill_metric(frame)
-    metrics = [Metric.of(rows) for _, rows in filled.groupby("metric")] if "metric" in filled.columns else []
-    scores = [column for metric in metrics for column in (metric.test, metric.best_val)]
+    names = fill_metric(frame).get("metric", pd.Series(dtype=object)).dropna().unique()
+    scores = [column for name in names for column in (f"test_{name}", f"best_val_{name}")]
     first = [c for c in (*FIRST, "status", *scores, "epochs_run") if c in frame.columns]
     return frame[first + [c for c in frame.columns if c not in first]]
 

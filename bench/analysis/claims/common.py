@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.analysis.stats import gap_values
 from bench.config import Status
 
 CONFIRMED, NOT_CONFIRMED, DEPENDS = "confirmed", "not confirmed", "depends"
@@ -38,7 +39,7 @@ def per_run(runs: pd.DataFrame, epochs: pd.DataFrame, layers: pd.DataFrame) -> p
         if column not in out.columns:  # records of an older schema, or runs that all failed
             out[column] = math.nan
     if "gap" not in out.columns:
-        out["gap"] = out["train_acc"] - out["test_acc"]
+        out["gap"] = gap_values(out)
 
     def curve(split: str, metric: str) -> pd.DataFrame:
         return epochs[epochs["split"].eq(split) & epochs["metric"].eq(metric)]
