@@ -23,6 +23,7 @@ from bench.plan import load_plan
 from bench.report import command
 from bench.run import main as run_main
 from bench.runs import bundle, results
+from bench.runs.store import Store
 
 PUBLISHED = ("default", "seed-claims", "long", "init", "regularizers", "lr")
 DEEP = (64,) * 10
@@ -273,3 +274,14 @@ def test_a_new_task_defined_in_one_file_trains_tunes_reports_and_compares(toy, t
     pairs = pd.read_csv(out / "comparison.csv")
     assert set(pairs["versus"]) == {"relu", "tanh", "sigmoid"} and pairs["mean_diff"].notna().all()
     assert " nats" in (out / "README.md").read_text()
+
+
+def test_a_task_the_workers_cannot_import_is_one_line_before_anything_trains(toy, tmp_path, monkeypatch, capsys):
+    local = type("Local", (Blobs,), {})  # a class no worker can import by name
+    monkeypatch.setitem(tasks.TASKS, "blobs", dataclasses.replace(TOY, implementation=local()))
+    argv = ["--task", "blobs", "--dataset", "gauss2", "--model", "tiny_mlp", "--epochs", "1", "--device", "cpu"]
+    assert run_main([*argv, "--store", str(tmp_path / "s.sqlite"), "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: task 'blobs' cannot be sent to the worker processes") and "in a module" in line
+    with Store(tmp_path / "s.sqlite", readonly=True) as store:
+        assert store.runs().empty  # nothing trained

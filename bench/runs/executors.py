@@ -14,7 +14,9 @@ import fcntl
 import math
 import multiprocessing
 import os
+import pickle
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -178,10 +180,28 @@ class Slots:
 _events = None  # the worker's queue of epoch events to the driver (set by _start_worker)
 
 
+def _sendable(specs: list[RunSpec]) -> dict[str, tasks.Task]:
+    """The tasks of ``specs`` as the workers will receive them (a task registered in this process, by a script or a
+    module, trains there too); one error line for one whose code a spawned worker cannot import."""
+    used = {name: tasks.TASKS[name] for name in dict.fromkeys(s.task for s in specs)}
+    main_file = getattr(sys.modules["__main__"], "__file__", None)
+    for name, task in used.items():
+        where = getattr(task.implementation, "__module__", None) or type(task.implementation).__module__
+        try:
+            pickle.dumps(task)
+        except Exception as exc:
+            raise InputError(
+                f"task {name!r} cannot be sent to the worker processes ({exc}): define it in a module"
+            ) from None
+        if where == "__main__" and main_file is None:
+            raise InputError(f"task {name!r} is defined in an interactive session: define it in a module or a script")
+    return used
+
+
 def _start_worker(threads: int, events, registered: dict) -> None:
-    """Pool initializer: torch threads once per worker; the tasks registered in the driver (a task registered in a
-    notebook or test trains in the workers too); Ctrl-C is the driver's to handle, not the workers'; a worker whose
-    driver died (kill -9) ends itself, since nothing would collect its results."""
+    """Pool initializer: torch threads once per worker; the tasks registered in the driver (:func:`_sendable`);
+    Ctrl-C is the driver's to handle, not the workers'; a worker whose driver died (kill -9) ends itself, since nothing
+    would collect its results."""
     import torch
 
     global _events
@@ -240,6 +260,7 @@ def _pool(
 ) -> Iterator[loop.RunResult]:
     """Yield each run's result as a worker finishes it. A run in flight when a worker process died is trained again
     alone (nothing else in flight), so a second death is its own: then it is recorded ``failed``."""
+    registered = _sendable(specs)
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     slots = Slots(usable_cpus())
@@ -250,7 +271,7 @@ def _pool(
 
     def new_pool() -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
-            workers, context, initializer=_start_worker, initargs=(threads, events, tasks.TASKS)
+            workers, context, initializer=_start_worker, initargs=(threads, events, registered)
         )
 
     def submit(spec: RunSpec) -> None:
