@@ -201,7 +201,7 @@ def _body(args: argparse.Namespace) -> int:
     from bench.report import compare_page
     from bench.report.command import evaluation
     from bench.runs import results
-    from bench.runs.executors import default_workers, execute
+    from bench.runs.executors import default_workers, execute, sendable
 
     names = list(dict.fromkeys(activations.canonical(s) for chunk in args.spec for s in split_list(chunk)))
     field = set(s.activation for s in load_suite(args.suite))
@@ -218,6 +218,7 @@ def _body(args: argparse.Namespace) -> int:
     where = Path(args.published or Path("reports") / suite_path(args.suite).stem)
     out = Path(args.out or Path("reports") / report_name(names))
     check_data(plan.specs, args.data_dir, args.download)  # each task's data, before anything trains
+    sendable(plan.specs)
     with tempfile.TemporaryDirectory(prefix="actbench-published-") as folder:
         header, published, choices = _published(where, args.suite, Path(folder))
         # the control: ReLU's published evaluation runs (at its chosen rates in a tuned suite), trained here

@@ -324,10 +324,11 @@ def _body(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(plan, args.store)
     from bench.harness.loop import check_data
-    from bench.runs.executors import check  # torch: not needed for --help, --list or --dry-run
+    from bench.runs.executors import check, sendable  # torch: not needed for --help, --list or --dry-run
 
     specs = plan.specs
     check(args.executor, args.threads, args.workers, args.gpus_per_run, args.ray_address)
+    sendable(specs)
     for spec in dict.fromkeys(s.activation for s in specs):  # a broken activation: now, before any store exists
         activations.check(spec)
     _warn(specs)

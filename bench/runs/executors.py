@@ -180,9 +180,10 @@ class Slots:
 _events = None  # the worker's queue of epoch events to the driver (set by _start_worker)
 
 
-def _sendable(specs: list[RunSpec]) -> dict[str, tasks.Task]:
+def sendable(specs: list[RunSpec]) -> dict[str, tasks.Task]:
     """The tasks of ``specs`` as the workers will receive them (a task registered in this process, by a script or a
-    module, trains there too); one error line for one whose code a spawned worker cannot import."""
+    module, trains there too); one error line for one whose code a spawned worker cannot import (checked by the
+    command lines before a store is opened, and again by the pool)."""
     used = {name: tasks.TASKS[name] for name in dict.fromkeys(s.task for s in specs)}
     main_file = getattr(sys.modules["__main__"], "__file__", None)
     for name, task in used.items():
@@ -199,7 +200,7 @@ def _sendable(specs: list[RunSpec]) -> dict[str, tasks.Task]:
 
 
 def _start_worker(threads: int, events, registered: dict) -> None:
-    """Pool initializer: torch threads once per worker; the tasks registered in the driver (:func:`_sendable`);
+    """Pool initializer: torch threads once per worker; the tasks registered in the driver (:func:`sendable`);
     Ctrl-C is the driver's to handle, not the workers'; a worker whose driver died (kill -9) ends itself, since nothing
     would collect its results."""
     import torch
@@ -260,7 +261,7 @@ def _pool(
 ) -> Iterator[loop.RunResult]:
     """Yield each run's result as a worker finishes it. A run in flight when a worker process died is trained again
     alone (nothing else in flight), so a second death is its own: then it is recorded ``failed``."""
-    registered = _sendable(specs)
+    registered = sendable(specs)
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     slots = Slots(usable_cpus())
