@@ -129,6 +129,9 @@ class RunSpec:
     # The model's own arguments besides its widths, (name, value) pairs sorted by name; a dict is accepted. Every
     # argument the model has is filled in with its default, so that a default that changes is a new key.
     model_args: tuple[tuple[str, Any], ...] = ()
+    beta2: float = 0.999  # Adam's and AdamW's second-moment decay (torch's default; nanoGPT's small models use 0.99)
+    clip: float = 0.0  # the gradients' global norm is clipped to this before every step; 0 = off
+    warmup: int = 0  # optimizer steps of linear warm-up (the warmup_cosine schedule)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -164,11 +167,11 @@ class RunSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "patience"):
+        for name in ("seed", "patience", "warmup"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("lr", "momentum", "weight_decay", "dropout", "bias_init"):
+        for name in ("lr", "momentum", "weight_decay", "dropout", "bias_init", "beta2", "clip"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -177,6 +180,8 @@ class RunSpec:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ConfigError("weight_decay must be >= 0 and momentum in [0, 1)")
+        if not 0 <= self.beta2 < 1 or self.clip < 0:
+            raise ConfigError(f"beta2 must be in [0, 1) and clip >= 0, got beta2={self.beta2!r}, clip={self.clip!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.dropout == 0:
@@ -230,12 +235,16 @@ def flatten(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_spec(values: dict[str, Any]) -> RunSpec:
-    """A RunSpec from a dict, naming unknown keys and bad types in the error."""
+    """A RunSpec from a dict, naming unknown keys and bad types in the error; the fields it does not give are the
+    task's defaults (its dataset, model and recipe: :attr:`bench.tasks.Task.defaults`), else RunSpec's."""
     unknown = [k for k in values if k not in FIELDS]
     if unknown:
         close = close_names(unknown[0], FIELDS, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown RunSpec field {unknown[0]!r}{hint}")
+    task = values.get("task", tasks.DEFAULT_TASK)
+    if isinstance(task, str) and task in tasks.TASKS:
+        values = {**tasks.TASKS[task].defaults, **values}
     try:
         return RunSpec(**values)
     except TypeError as exc:

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = p.add_argument_group(
-        "what to train (defaults: relu, mnist, mlp 256-256, auto init, adam 1e-3 cosine, batch 128, 10 epochs)"
+        "what to train (defaults: relu, mnist, mlp 256-256, auto init, adam 1e-3 cosine, batch 128, 10 epochs; "
+        "a task's own defaults, shown by --list, come first)"
     )
     what.add_argument(
         "--activation",
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--momentum", metavar="X", help="for the momentum optimizer (default 0.9)")
     how.add_argument("--nesterov", action="store_const", const="true", help="Nesterov momentum (default off)")
     how.add_argument("--schedule", metavar="NAMES", help=f"learning-rate schedule(s) (default cosine; {NAMES})")
+    how.add_argument("--beta2", metavar="X", help="adam's and adamw's second-moment decay (default 0.999)")
+    how.add_argument(
+        "--clip", metavar="X", help="clip the gradients' global norm to X before each step (default 0: off)"
+    )
+    how.add_argument("--warmup", metavar="N", help="steps of linear warm-up of the warmup_cosine schedule (default 0)")
     how.add_argument("--batch-size", metavar="N", help="examples per step (default 128)")
     how.add_argument("--epochs", metavar="N", help="passes over the training set (default 10)")
     how.add_argument("--loss", metavar="NAMES", help=f"loss(es) (default cross_entropy; {NAMES})")
@@ -234,6 +240,10 @@ def _model_args(text: str) -> dict[str, Any]:
     return out
 
 
+def _args(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in values.items() if v)
+
+
 def _list() -> int:
     """Each task with its datasets, models, losses and metric; then the names every task shares."""
     for task in tasks.TASKS.values():
@@ -241,9 +251,11 @@ def _list() -> int:
         better = "higher" if metric.higher_is_better else "lower"
         print(f"task {task.name}: {task.description}")
         print(f"  datasets: {', '.join(f'{d} (chance {m.chance:.4g})' for d, m in task.datasets.items())}")
-        print(f"  models: {', '.join(task.models)}")
+        print(f"  models: {', '.join(f'{m} ({args})' if (args := _args(a)) else m for m, a in task.models.items())}")
         print(f"  losses: {', '.join(task.losses)}")
         print(f"  metric: {metric.label} ({metric.name}, {better} is better; differences in {metric.unit})")
+        if task.defaults:
+            print(f"  defaults: {_args(task.defaults)}")
     for field, names in {**harness_names(), "activation": tuple(activations.names())}.items():
         print(f"{field}: {', '.join(names)}")
     return 0

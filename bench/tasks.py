@@ -10,7 +10,7 @@ object itself. Register a new one with :func:`register`; the registry is a dict 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from activations.errors import InputError, choose
@@ -125,7 +125,10 @@ def accuracy(classes: int) -> Metric:
 class Task:
     """A kind of setting: ``datasets`` (name -> its metric), ``models`` (name -> default arguments: ``hidden`` and
     ``channels`` are RunSpec fields of their own, the rest go in ``model_args``), ``losses`` (the names it accepts)
-    and ``implementation``, the code that loads, builds, trains and evaluates (:mod:`bench.harness.tasks`)."""
+    and ``implementation``, the code that loads, builds, trains and evaluates (:mod:`bench.harness.tasks`);
+    ``check`` refuses model arguments that no network can be built from, before anything runs; ``defaults`` are the
+    RunSpec fields (dataset, model, training recipe) that a run of the task takes where the command line or the suite
+    does not give them (:func:`bench.config.make_spec`)."""
 
     name: str
     description: str
@@ -133,6 +136,8 @@ class Task:
     models: dict[str, dict[str, Any]]
     losses: tuple[str, ...]
     implementation: Any  # "module:attribute", or the object itself
+    check: Any = None  # (model, its arguments) -> None, a TaskError where they cannot build a network; or None
+    defaults: dict[str, Any] = field(default_factory=dict)  # RunSpec fields its runs take unless given (its recipe)
 
     def __post_init__(self) -> None:
         kinds = {replace(m, chance=math.nan) for m in self.datasets.values()}
@@ -158,7 +163,10 @@ class Task:
             choose(f"argument of model {model!r}", name, defaults, TaskError)
             if not _fits(value, defaults[name]):
                 raise TaskError(f"model argument {name} must be of type {type(defaults[name]).__name__}, got {value!r}")
-        return tuple(sorted({**defaults, **{k: type(defaults[k])(v) for k, v in given.items()}}.items()))
+        args = {**defaults, **{k: type(defaults[k])(v) for k, v in given.items()}}
+        if self.check is not None:
+            self.check(model, args)
+        return tuple(sorted(args.items()))
 
 
 def _fits(value: Any, default: Any) -> bool:
@@ -201,6 +209,39 @@ register(
         models=IMAGE_MODELS,
         losses=("cross_entropy", "mse_sigmoid", "mse_softmax"),
         implementation="bench.harness.images:IMAGE_CLASSIFICATION",
+    )
+)
+
+
+def _check_gpt(model: str, args: dict[str, Any]) -> None:
+    if bad := [k for k, v in args.items() if v <= 0]:
+        raise TaskError(
+            f"model {model!r}: {', '.join(bad)} must be positive, got {', '.join(str(args[k]) for k in bad)}"
+        )
+    if args["width"] % args["heads"]:
+        raise TaskError(f"model {model!r}: width {args['width']} is not divisible by heads {args['heads']}")
+
+
+# nanoGPT's "baby GPT" for a CPU (its README's shakespeare_char run on a CPU): the chance level is the loss of the
+# uniform distribution over the corpus's 65 characters.
+CHAR_LM_MODELS = {"gpt": {"layers": 4, "heads": 4, "width": 128, "context": 64}}
+register(
+    Task(
+        name="char_lm",
+        description="predict the next character of Tiny Shakespeare with a GPT-style decoder, the activation in its "
+        "MLP; scored by the held-out loss in nats per character",
+        datasets={"tinyshakespeare": Metric("loss", "loss", False, "nats", 1.0, chance=math.log(65))},
+        models=CHAR_LM_MODELS,
+        losses=("cross_entropy",),
+        implementation="bench.harness.text:CHAR_LM",
+        check=_check_gpt,
+        # nanoGPT's recipe: AdamW (betas 0.9, 0.99), weight decay 0.1 on the matrices, gradient norm clipped at 1,
+        # 100 warm-up steps and a cosine to a tenth of the rate; 8 epochs of 250 steps of 12 windows = 2000 steps
+        defaults={
+            **{"dataset": "tinyshakespeare", "model": "gpt", "optimizer": "adamw", "lr": 1e-3, "beta2": 0.99},
+            **{"weight_decay": 0.1, "clip": 1.0, "warmup": 100, "schedule": "warmup_cosine", "batch_size": 12},
+            "epochs": 8,
+        },
     )
 )
 

@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from bench.config import RunSpec
 from bench.harness import data, models, optim
+from bench.harness.init import initialize
 
 EVAL_BATCH = 1000
 PROBE_SIZE = 512
@@ -41,12 +42,19 @@ class ImageClassification:
     def weight_layers(self, model: nn.Module) -> list[nn.Module]:
         return models.weight_layers(model)
 
-    def gains(self, layers: list[nn.Module], gain: float) -> list[float]:
-        """1 for the first layer (its inputs are the data), the activation's gain for every later one."""
-        return [1.0 if i == 0 else gain for i in range(len(layers))]
+    def initialize(self, spec: RunSpec, model: nn.Module, gain: float) -> None:
+        """The spec's scheme on every weight layer: gain 1 for the first (its inputs are the data), the activation's
+        ``gain`` for every later one (their inputs are its outputs)."""
+        layers = self.weight_layers(model)
+        gains = [1.0 if i == 0 else gain for i in range(len(layers))]
+        initialize(layers, gains, spec.init, spec.seed, spec.bias_init)
 
     def loss(self, spec: RunSpec, splits: data.Splits) -> optim.Loss:
         return optim.LOSSES[spec.loss](splits.num_classes)
+
+    def steps(self, spec: RunSpec, splits: data.Splits) -> int:
+        """Batches per epoch: one pass over the training images."""
+        return -(-len(splits.train_x) // spec.batch_size)
 
     def channels_last(self, spec: RunSpec) -> bool:
         """A float32 CNN on the CPU runs channels-last (oneDNN's fast layout); on CUDA it keeps cuDNN's NCHW."""

@@ -29,7 +29,6 @@ from activations.errors import InputError
 from bench import tasks
 from bench.config import RECORD_SCHEMA, RunSpec, Status
 from bench.harness import optim
-from bench.harness.init import initialize
 from bench.harness.probes import probe, saved_bytes
 from bench.harness.regularize import EarlyStopping, param_groups
 from bench.harness.tasks import code
@@ -167,8 +166,7 @@ def build_model(spec: RunSpec, data: object) -> nn.Module:
     """The spec's network with the spec's activation and initializer, on the CPU, before any training."""
     task = code(spec.task)
     model = task.build(spec, data, functools.partial(activations.create, spec.activation))
-    layers = task.weight_layers(model)
-    initialize(layers, task.gains(layers, activations.card(spec.activation).gain), spec.init, spec.seed, spec.bias_init)
+    task.initialize(spec, model, activations.card(spec.activation).gain)
     return model
 
 
@@ -212,6 +210,7 @@ class RunState:
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.amp == "bf16")
         self.max_abs_df = activations.card(spec.activation).max_abs_df
         self.probe_x, self.probe_y = self.task.probe_batch(spec, self.data)
+        self.per_step = spec.schedule in optim.PER_STEP  # stepped after every batch, not every epoch
 
     @classmethod
     def start(cls, spec: RunSpec, data: object, started: float, started_at: str) -> RunState:
@@ -223,7 +222,7 @@ class RunState:
             model = model.to(memory_format=torch.channels_last)
         groups = param_groups(model, spec.weight_decay, spec.decay_act_params)
         optimizer = optim.OPTIMIZERS[spec.optimizer](groups, spec)
-        scheduler = optim.SCHEDULES[spec.schedule](optimizer, spec.epochs, higher)
+        scheduler = optim.SCHEDULES[spec.schedule](optimizer, spec, task.steps(spec, data), higher)
         return cls(spec, data, model, optimizer, scheduler, task.loss(spec, data), started, started_at)
 
     def log(self, epoch: int, split: str, metrics: dict[str, float]) -> None:
@@ -252,7 +251,11 @@ class RunState:
                 loss = self.loss_fn(out, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if spec.clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip, foreach=True)
             self.optimizer.step()
+            if self.per_step:
+                self.scheduler.step()
             loss_sum += loss.detach().double() * len(yb)
             score = self.task.score(out.detach(), yb)
             score_sum = score if score_sum is None else score_sum + score
@@ -283,7 +286,7 @@ class RunState:
         stop = self.stopper.update(epoch, self.last[self.metric.val], self.last["val_loss"])
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(self.last[self.metric.val])
-        elif self.scheduler is not None:
+        elif self.scheduler is not None and not self.per_step:
             self.scheduler.step()
         return not stop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -35,19 +36,41 @@ OPTIMIZERS: dict[str, Callable[[list[dict], Any], torch.optim.Optimizer]] = {  #
     "momentum": lambda groups, spec: torch.optim.SGD(
         groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov, fused=True
     ),
-    "adam": lambda groups, spec: torch.optim.Adam(groups, lr=spec.lr, fused=True),
-    "adamw": lambda groups, spec: torch.optim.AdamW(groups, lr=spec.lr, fused=True),
+    "adam": lambda groups, spec: torch.optim.Adam(groups, lr=spec.lr, betas=(0.9, spec.beta2), fused=True),
+    "adamw": lambda groups, spec: torch.optim.AdamW(groups, lr=spec.lr, betas=(0.9, spec.beta2), fused=True),
     "rmsprop": lambda groups, spec: torch.optim.RMSprop(groups, lr=spec.lr),
     "adagrad": lambda groups, spec: torch.optim.Adagrad(groups, lr=spec.lr, fused=True),
 }
 
-# (optimizer, epochs, whether the validation metric is better higher) -> a schedule. None for constant; step divides
-# lr by 10 every third of training; plateau watches the validation metric (accuracy rising, a loss falling).
-SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int, bool], object]] = {
-    "constant": lambda opt, epochs, higher: None,
-    "step": lambda opt, epochs, higher: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.1),
-    "cosine": lambda opt, epochs, higher: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
-    "plateau": lambda opt, epochs, higher: torch.optim.lr_scheduler.ReduceLROnPlateau(
+
+def warmup_cosine(steps: int, warmup: int, floor: float = 0.1) -> Callable[[int], float]:
+    """nanoGPT's schedule as a factor of the rate at optimizer step ``t``: linear warm-up over ``warmup`` steps, then
+    half a cosine down to ``floor`` at step ``steps``."""
+
+    def factor(t: int) -> float:
+        if t < warmup:
+            return (t + 1) / (warmup + 1)
+        progress = min(1.0, (t - warmup) / max(1, steps - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+# (optimizer, spec, steps per epoch, whether the validation metric is better higher) -> a schedule. None for constant;
+# step divides lr by 10 every third of training; plateau watches the validation metric (accuracy rising, a loss
+# falling); cosine decays to 0 over the epochs. warmup_cosine is stepped after every optimizer step (PER_STEP):
+# spec.warmup steps of linear warm-up, then a cosine to a tenth of the rate at the last step.
+SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, Any, int, bool], object]] = {
+    "constant": lambda opt, spec, steps, higher: None,
+    "step": lambda opt, spec, steps, higher: torch.optim.lr_scheduler.StepLR(
+        opt, step_size=max(1, spec.epochs // 3), gamma=0.1
+    ),
+    "cosine": lambda opt, spec, steps, higher: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.epochs),
+    "plateau": lambda opt, spec, steps, higher: torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max" if higher else "min", factor=0.1, patience=2
     ),
+    "warmup_cosine": lambda opt, spec, steps, higher: torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_cosine(spec.epochs * steps, spec.warmup)
+    ),
 }
+PER_STEP = ("warmup_cosine",)

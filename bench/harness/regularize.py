@@ -9,16 +9,17 @@ import torch.nn as nn
 
 from bench.harness.models import WEIGHT_LAYERS
 
-NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d)
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
+DECAYED = (*WEIGHT_LAYERS, nn.Embedding)  # their weight matrices are decayed
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_act_params: bool = False) -> list[dict]:
-    """Optimizer groups: L2 on linear/conv weights; never on biases or norm parameters; on an
-    activation's learnable parameters only when ``decay_act_params`` is set."""
+    """Optimizer groups: L2 on linear, conv and embedding weights (the matrices); never on biases or norm parameters;
+    on an activation's learnable parameters only when ``decay_act_params`` is set."""
     decay, no_decay = [], []
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
-            if isinstance(module, WEIGHT_LAYERS):
+            if isinstance(module, DECAYED):
                 (decay if name == "weight" else no_decay).append(p)
             elif isinstance(module, NORM_LAYERS):
                 no_decay.append(p)

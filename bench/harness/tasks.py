@@ -8,12 +8,13 @@ The code of a task is an object with these methods (``data`` is whatever its ``l
 - ``build(spec, data, act_layer) -> nn.Module``: the spec's network on the CPU, every activation made by
   ``act_layer()``; ``activations(model)`` and ``weight_layers(model)``: the activation modules and the layers with
   weights, in forward order, where layer i is followed by activation i (the probes pair them);
-  ``gains(layers, gain)``: each weight layer's initializer gain, given the activation's (1 where a layer's inputs are
-  not the activation's outputs).
+  ``initialize(spec, model, gain)``: the spec's initializer (``spec.init``, seeded by ``spec.seed``) on the network in
+  place, given the activation's variance-keeping ``gain`` (for the layers whose inputs are the activation's outputs).
 - ``loss(spec, data)``: the mean loss of a batch over its samples, ``loss(out, y)``; a sample is a row of ``y``.
 - ``batches(spec, data, order, augment)``: one epoch of training batches ``(x, y)``, every random draw from the two
-  generators (the batch order's and the augmentation's); ``prepare(spec, x)``: a batch in the run's dtype and memory
-  format; ``channels_last(spec)``: whether the network runs in the channels-last memory format.
+  generators (the batch order's and the augmentation's), ``steps(spec, data)`` of them; ``prepare(spec, x)``: a
+  batch in the run's dtype and memory format; ``channels_last(spec)``: whether the network runs in the channels-last
+  memory format.
 - ``score(out, y)``: the metric of a training batch summed over its samples (None where the metric is the loss);
   ``evaluate(spec, model, data, split, loss_fn)``: ``{"loss": ..., metric: ...}`` over the whole ``"val"`` or
   ``"test"`` split, in eval mode; ``probe_batch(spec, data)``: the fixed validation batch the probes see.
@@ -28,7 +29,8 @@ from typing import Any
 from bench import tasks
 
 METHODS = (
-    *("load", "build", "activations", "weight_layers", "gains", "loss", "batches", "prepare", "channels_last"),
+    *("load", "build", "activations", "weight_layers", "initialize", "loss", "batches", "steps", "prepare"),
+    "channels_last",
     *("score", "evaluate", "probe_batch"),
 )
 
