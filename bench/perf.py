@@ -1,12 +1,14 @@
 """``python -m bench.perf`` (``make perf``): training throughput of each path, as ratios within one process.
 
-One after another, warm-up excluded: (a) the textbook loop (torchvision DataLoader + ToTensor + Normalize),
+One after another, warm-up excluded: (a) the textbook loop (images: torchvision DataLoader + ToTensor + Normalize;
+the character model, ``gpt``: nanoGPT's random windows sliced and stacked, forward, backward, clipping, AdamW),
 (b) the harness's single run (dataset as one tensor, batches by index) in one process with all its threads,
 (c) the local executor's pool: one-thread processes, one per usable core, each training a run at once (their
 samples/s added up); (d) for dense models, a step made of its matrix multiplies only (the ceiling of (b)); plus
 the machine's float32 matmul rate, and each path's FLOP utilisation (FLOPs per sample counted by torch's
-FlopCounterMode on forward+backward). Every path is measured ``--rounds`` times, the paths in turn, and the
-table shows the median and the range.
+FlopCounterMode on forward+backward). A sample is an image, or a window of the character model; steps/s is samples/s
+over the batch size. Every path is measured ``--rounds`` times, the paths in turn, and the table shows the median and
+the range.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import sys
 from pathlib import Path
 
 from activations import errors
-from bench.config import DEVICES, RunSpec
+from bench.config import DEVICES, RunSpec, make_spec
+
+MODELS = ("mlp", "cnn", "gpt")  # the image task's MNIST networks, and the char_lm task's transformer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         "threads, the worker pool, the matmuls-only ceiling), measured in turn over --rounds rounds, warm-up excluded.",
     )
     parser.add_argument("--data-dir", help="dataset folder (default: $ACTBENCH_DATA)")
-    parser.add_argument("--models", default="mlp,cnn", help="comma-separated: mlp, cnn (default mlp,cnn)")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated: {', '.join(MODELS)} (default: all)"
+    )
     parser.add_argument(
         "--device", default="auto", help=f"{', '.join(DEVICES)} (default auto: cuda, then mps, then cpu)"
     )
@@ -50,8 +56,8 @@ def _check(args: argparse.Namespace) -> None:
     from bench.runs import executors
 
     args.models = [m for m in args.models.split(",") if m]
-    if not args.models or set(args.models) - {"mlp", "cnn"}:
-        raise errors.InputError(f"--models takes mlp and/or cnn, not {','.join(args.models)!r}")
+    if not args.models or set(args.models) - set(MODELS):
+        raise errors.InputError(f"--models takes some of {', '.join(MODELS)}, not {','.join(args.models)!r}")
     args.spec = RunSpec(dataset="mnist", device=args.device)  # an unknown or absent device: one line, exit 2
     if args.workers is None:
         args.workers = [executors.default_workers([args.spec], threads=1)]
@@ -65,25 +71,31 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
-    """(model, path name, FLOPs per sample, measure) for every path of every model."""
+    """(model, path name, FLOPs per sample, batch size, measure) for every path of every model."""
     import torch
 
-    from bench.harness import data
-    from bench.harness.throughput import flops_per_sample, gemm_ceiling, harness, pool, textbook
+    from bench.harness import loop
+    from bench.harness.throughput import flops_per_sample, gemm_ceiling, harness, pool, textbook, textbook_lm
 
     paths = []
     threads = torch.get_num_threads()
     for model in args.models:
-        spec = dataclasses.replace(args.spec, model=model)
-        splits = data.load("mnist", data_dir)
+        if model == "gpt":  # the char_lm task's defaults: nanoGPT's baby GPT and its recipe
+            spec = make_spec({"task": "char_lm", "device": args.spec.device})
+            first = ("textbook get_batch", lambda s=spec: textbook_lm(s, data_dir, args.steps, warmup=20))
+        else:
+            spec = dataclasses.replace(args.spec, model=model)
+            first = ("textbook DataLoader", lambda s=spec: textbook(s, data_dir, args.steps, warmup=20))
+        loaded = loop.load(spec, data_dir)
         own = [
-            ("textbook DataLoader", lambda s=spec: textbook(s, data_dir, args.steps, warmup=20)),
+            first,
             (f"harness 1 process x {threads} threads", lambda s=spec: harness(s, data_dir)),
             *((f"harness pool {n} x 1 thread", lambda s=spec, n=n: pool(s, data_dir, n)) for n in args.workers),
         ]
-        if model != "cnn":
-            own.append(("matmuls only", lambda s=spec, d=splits: gemm_ceiling(s, d)))
-        paths += [(model, name, flops_per_sample(spec, splits), measure) for name, measure in own]
+        if model in ("mlp",):  # dense models only
+            own.append(("matmuls only", lambda s=spec, d=loaded: gemm_ceiling(s, d)))
+        flops = flops_per_sample(spec, loaded)
+        paths += [(model, name, flops, spec.batch_size, measure) for name, measure in own]
     return paths
 
 
@@ -105,12 +117,12 @@ def _body(args: argparse.Namespace) -> int:
     for r in range(args.rounds):  # in turn, so that a slow spell of a shared machine hits every path alike
         peaks.append(matmul_gflops(args.spec.device))
         print(f"round {r + 1}: float32 matmul {peaks[-1]:.1f} GFLOP/s", file=sys.stderr)
-        for (model, name, _, measure), got in zip(paths, rates, strict=True):
+        for (model, name, _, _, measure), got in zip(paths, rates, strict=True):
             got.append(measure())
             print(f"round {r + 1}: {model:4} {name:30} {got[-1]:10.0f} samples/s", file=sys.stderr)
     peak = statistics.median(peaks)
     rows = []
-    for (model, name, flops, _), got in zip(paths, rates, strict=True):
+    for (model, name, flops, batch, _), got in zip(paths, rates, strict=True):
         rate = statistics.median(got)
         gflops = rate * flops / 1e9
         rows.append(
@@ -118,6 +130,7 @@ def _body(args: argparse.Namespace) -> int:
                 "model": model,
                 "path": name,
                 "samples_per_second": rate,
+                "steps_per_second": rate / batch,
                 "rounds": got,
                 "gflops": gflops,
                 "utilisation": gflops / peak,
@@ -153,21 +166,22 @@ def _with_ratios(rows: list[dict]) -> list[dict]:
     """Each path's rate over the textbook loop's and over the single run's, for the same model."""
     for row in rows:
         same = {r["path"]: r["samples_per_second"] for r in rows if r["model"] == row["model"]}
-        row["vs_textbook"] = row["samples_per_second"] / same["textbook DataLoader"]
+        row["vs_textbook"] = row["samples_per_second"] / next(v for k, v in same.items() if k.startswith("textbook"))
         row["vs_single"] = row["samples_per_second"] / next(v for k, v in same.items() if k.startswith("harness 1 "))
     return rows
 
 
 def table_text(rows: list[dict], peak: float) -> str:
     header = (
-        f"{'model':5} {'path':30} {'samples/s':>10} {'min-max':>15} {'GFLOP/s':>8} {'of peak':>8} "
+        f"{'model':5} {'path':30} {'samples/s':>10} {'min-max':>15} {'steps/s':>8} {'GFLOP/s':>8} {'of peak':>8} "
         f"{'x textbook':>10} {'x single':>9}"
     )
     lines = [f"matmul peak {peak:.1f} GFLOP/s; median of each path's rounds", header]
     for r in rows:
         spread = f"{min(r['rounds']):.0f}-{max(r['rounds']):.0f}"
         lines.append(
-            f"{r['model']:5} {r['path']:30} {r['samples_per_second']:10.0f} {spread:>15} {r['gflops']:8.1f} "
+            f"{r['model']:5} {r['path']:30} {r['samples_per_second']:10.0f} {spread:>15} {r['steps_per_second']:8.1f} "
+            f"{r['gflops']:8.1f} "
             f"{r['utilisation']:8.0%} {r['vs_textbook']:10.2f} {r['vs_single']:9.2f}"
         )
     return "\n".join(lines)

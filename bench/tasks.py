@@ -138,6 +138,7 @@ class Task:
     implementation: Any  # "module:attribute", or the object itself
     check: Any = None  # (model, its arguments) -> None, a TaskError where they cannot build a network; or None
     defaults: dict[str, Any] = field(default_factory=dict)  # RunSpec fields its runs take unless given (its recipe)
+    reference: str = ""  # the activation its networks ship with, compared with besides ReLU (GPT-2's GELU); or ""
 
     def __post_init__(self) -> None:
         kinds = {replace(m, chance=math.nan) for m in self.datasets.values()}
@@ -235,6 +236,7 @@ register(
         losses=("cross_entropy",),
         implementation="bench.harness.text:CHAR_LM",
         check=_check_gpt,
+        reference="gelu",  # GPT-2's and nanoGPT's
         # nanoGPT's recipe: AdamW (betas 0.9, 0.99), weight decay 0.1 on the matrices, gradient norm clipped at 1,
         # 100 warm-up steps and a cosine to a tenth of the rate; 8 epochs of 250 steps of 12 windows = 2000 steps
         defaults={

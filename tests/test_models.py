@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 
 import activations
+from bench.config import RunSpec
 from bench.harness import models
 from bench.harness.images import IMAGE_CLASSIFICATION
-from bench.harness.init import FIXED_GAINS, INITS, initialize
+from bench.harness.init import FIXED_GAINS, INITS
 from bench.harness.regularize import param_groups
 from bench.tasks import IMAGE_MODELS
 
@@ -105,8 +106,7 @@ def test_dropout_and_batch_norm_are_optional():
 
 def init(net, scheme, gain, seed, bias=0.0):
     """The image task's initialisation: the first layer at gain 1, every later one at the activation's ``gain``."""
-    layers = models.weight_layers(net)
-    initialize(layers, IMAGE_CLASSIFICATION.gains(layers, gain), scheme, seed, bias)
+    IMAGE_CLASSIFICATION.initialize(RunSpec(init=scheme, seed=seed, bias_init=bias), net, gain)
 
 
 def _weights(net):

@@ -6,6 +6,7 @@ the report's findings and ``bench.compare``, with nothing outside this file chan
 """
 
 import dataclasses
+import json
 import math
 
 import pandas as pd
@@ -18,6 +19,7 @@ from activations.errors import InputError
 from bench import compare, tasks
 from bench.analysis import tuning
 from bench.config import ADDED_FIELDS, FIELDS, KEYED_FIELDS, ConfigError, RunSpec
+from bench.harness.init import initialize
 from bench.harness.tasks import code
 from bench.plan import load_plan
 from bench.report import command
@@ -71,6 +73,7 @@ def test_every_published_record_gives_its_own_key_again():
         for record, *_ in bundle.read(f"reports/{suite}")[1]:
             values = {k: record[k] for k in FIELDS if k in record}
             values.update({w: tuple(int(v) for v in record[w].split(",") if v) for w in ("hidden", "channels")})
+            values["model_args"] = json.loads(record.get("model_args") or "{}")
             assert RunSpec(**values).key == record["key"], (suite, record["key"])
 
 
@@ -113,7 +116,11 @@ def test_list_shows_each_task_with_its_datasets_models_and_metric(capsys):
     assert run_main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "task image_classification:" in out and "cifar100 (chance 0.01)" in out
-    assert "models: mlp, deep_mlp, cnn" in out and "metric: accuracy (acc, higher is better; differences in pt)" in out
+    assert "models: mlp (hidden=256,256), deep_mlp (hidden=64,64,64,64,64,64,64,64,64,64), cnn" in out
+    assert "metric: accuracy (acc, higher is better; differences in pt)" in out
+    assert "task char_lm:" in out and "tinyshakespeare (chance 4.174)" in out
+    assert "gpt (layers=4, heads=4, width=128, context=64)" in out and "loss (loss, lower is better" in out
+    assert "defaults: dataset=tinyshakespeare, model=gpt, optimizer=adamw, lr=0.001, beta2=0.99" in out
 
 
 # The toy task: everything it needs is here.
@@ -144,8 +151,11 @@ class Blobs:
     def weight_layers(self, model):
         return [model[0], model[2]]
 
-    def gains(self, layers, gain):
-        return [1.0, gain]
+    def initialize(self, spec, model, gain):
+        initialize(self.weight_layers(model), [1.0, gain], spec.init, spec.seed, spec.bias_init)
+
+    def steps(self, spec, data):
+        return -(-self.SIZES["train"] // spec.batch_size)
 
     def loss(self, spec, data):
         return F.cross_entropy

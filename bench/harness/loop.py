@@ -156,9 +156,10 @@ def load(spec: RunSpec, data_dir: str | Path | None = None, download: bool = Fal
 
 
 def check_data(specs: list[RunSpec], data_dir: str | Path | None = None, download: bool = False) -> None:
-    """Load each task's dataset that ``specs`` use once, on the CPU: a missing or damaged file is one error line now,
-    before any run starts."""
-    for spec in {(s.task, s.dataset): s for s in specs}.values():
+    """Load each task's dataset that ``specs`` use, on the CPU, once per model and batch size (a task checks that its
+    splits can fill them): a missing or damaged file, or a batch the data cannot fill, is one error line now, before
+    any run starts. A task's code reads its files once per process."""
+    for spec in {(s.task, s.dataset, s.model, s.model_args, s.batch_size): s for s in specs}.values():
         code(spec.task).load(spec, data_dir, torch.device("cpu"), download)
 
 

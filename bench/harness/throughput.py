@@ -17,7 +17,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
 from bench.config import RunSpec
-from bench.harness import data, loop
+from bench.harness import data, loop, text
+from bench.harness.tasks import code
 
 
 def _sync(device: torch.device) -> None:
@@ -41,13 +42,15 @@ def matmul_gflops(device: str = "cpu", repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - tic) / 1e9
 
 
-def flops_per_sample(spec: RunSpec, splits: data.Splits, batch: int = 128) -> float:
-    """Forward+backward FLOPs of one training sample, counted by torch."""
-    model = loop.build_model(spec, splits)
-    x, y = data.batch(splits, torch.arange(batch), False, None)
+def flops_per_sample(spec: RunSpec, loaded: object) -> float:
+    """Forward+backward FLOPs of one training sample (an image, a window of characters), counted by torch on the
+    task's first training batch."""
+    task = code(spec.task)
+    model = loop.build_model(spec, loaded)
+    x, y = next(task.batches(spec, loaded, torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)))
     with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-    return counter.get_total_flops() / batch
+        task.loss(spec, loaded)(model(task.prepare(spec, x)), y).backward()
+    return counter.get_total_flops() / len(y)
 
 
 def textbook(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
@@ -81,19 +84,51 @@ def textbook(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
     return seen / (time.perf_counter() - tic)
 
 
-def _last_epoch_rate(result: loop.RunResult, n_train: int) -> float:
-    """Samples per second in a run's last epoch (the first one carries the warm-up)."""
+def textbook_lm(spec: RunSpec, data_dir: Path, steps: int, warmup: int) -> float:
+    """Windows/s of the character model trained the textbook way (nanoGPT's ``get_batch`` and loop): random windows
+    sliced from the corpus and stacked, forward, backward, gradient clipping, an AdamW step; the same network and
+    optimizer settings as the harness's run of ``spec``."""
+    device = torch.device(spec.device)
+    corpus = text.load_text(data_dir, device)
+    context = dict(spec.model_args)["context"]
+    model = loop.build_model(spec, corpus).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=spec.lr, betas=(0.9, spec.beta2), weight_decay=spec.weight_decay
+    )
+    seen, tic = 0, time.perf_counter()
+    for step in range(warmup + steps):
+        if step == warmup:
+            _sync(device)
+            seen, tic = 0, time.perf_counter()
+        ix = torch.randint(len(corpus.train) - context, (spec.batch_size,))
+        x = torch.stack([corpus.train[i : i + context] for i in ix])
+        y = torch.stack([corpus.train[i + 1 : i + 1 + context] for i in ix])
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
+        optimizer.step()
+        seen += len(y)
+    _sync(device)
+    return seen / (time.perf_counter() - tic)
+
+
+def _last_epoch_rate(result: loop.RunResult) -> float:
+    """Samples per second in a run's last epoch (the first one carries the warm-up); every epoch has as many."""
+    record = result.record
+    per_epoch = record["samples_per_second"] * record["train_seconds"] / record["epochs_run"]
     rows = [r for r in result.epochs if r["metric"] == "seconds"]
-    return n_train / max(rows, key=lambda r: r["epoch"])["value"]
+    return per_epoch / max(rows, key=lambda r: r["epoch"])["value"]
 
 
 def harness(spec: RunSpec, data_dir: Path, barrier=None) -> float:
     """Samples/s of the harness's single run (on the spec's device) in its second epoch, with this process's torch
     threads."""
-    n_train = len(data.load(spec.dataset, data_dir).train_x)
+    loop.load(spec, data_dir)  # decoded before the clock of any worker starts
     if barrier is not None:
         barrier.wait()  # the pool's workers start training together, so that their epochs overlap
-    return _last_epoch_rate(loop.run(dataclasses.replace(spec, epochs=2), data_dir), n_train)
+    return _last_epoch_rate(loop.run(dataclasses.replace(spec, epochs=2), data_dir))
 
 
 def _pool_worker(spec: RunSpec, data_dir: Path, barrier) -> float:

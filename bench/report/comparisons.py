@@ -22,33 +22,64 @@ def section_findings(ctx: Context) -> str:
     if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2 or factors.factor(ctx):
         return ""  # a suite that varies the initializer, regularizer or rate opens with that factor's findings
     summary = summary_frame(ctx)
-    relu = summary[summary["activation"].eq(BASELINE)]
-    references = {
-        r["setting"]: f"ReLU {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in relu.iterrows()
-    }
-    return findings.markdown(pairs(ctx), references, ctx.metric, speed_frame(ctx), own_rates=ctx.own_rates)
+
+    def means(reference: str) -> dict[str, str]:
+        rows = summary[summary["activation"].eq(reference)]
+        name = _name(reference)
+        return {
+            r["setting"]: f"{name} {r['mean']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]" for _, r in rows.iterrows()
+        }
+
+    text = findings.markdown(pairs(ctx), means(BASELINE), ctx.metric, speed_frame(ctx), own_rates=ctx.own_rates)
+    for reference in ctx.references[1:]:
+        tests, name = pairs(ctx, reference), _name(reference)
+        bullets = [
+            findings.setting_findings(setting, rows, means(reference).get(setting, ""), ctx.metric, against=name)
+            for setting, rows in tests.groupby("setting", sort=False)
+            if rows["n_pairs"].max() >= 2
+        ]
+        if bullets:
+            text += (
+                f"\nAgainst {name}, what this task's networks ship with: the same paired tests with {name} as the "
+                f"reference (Holm over the activations of a setting).\n\n" + "\n".join(bullets) + "\n"
+            )
+    return text
+
+
+def _name(reference: str) -> str:
+    """How a reference is written in headings: ReLU, GELU."""
+    return {"relu": "ReLU", "gelu": "GELU"}.get(reference, reference)
 
 
 def section_forest(ctx: Context) -> str:
-    """Per setting, each activation's paired difference to ReLU with its interval: the headline figures."""
-    if BASELINE not in set(ctx.runs["activation"]) or ctx.runs["activation"].nunique() < 2:
+    """Per setting, each activation's paired difference to ReLU with its interval (the headline figures); then to the
+    activation the task's networks ship with, where there is one (GELU in the transformer)."""
+    if ctx.runs["activation"].nunique() < 2:
         return ""
-    tests, label = pairs(ctx), ctx.metric.label
-    parts = ["## Differences to ReLU", ""]
-    for setting, rows in tests.groupby("setting", sort=False):
-        if rows["n_pairs"].max() < 2:
-            continue
-        title = f"{setting}: test {label} minus ReLU's; green/red = better/worse (Holm p < 0.05 within the setting)"
-        caption = (
-            f"{setting}: each activation's final test {label} minus {BASELINE}'s, paired by seed, mean (dot) and 95 % "
-            "interval (line), sorted; filled green or red where the Holm-adjusted p-value within this setting is below "
-            "0.05, open grey where there is no evidence of a difference; a far-out mean is an arrow at the edge with "
-            "its value."
-        )
-        slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")
-        fig = figures.forest(rows, title, ctx.metric, f"test {label} minus ReLU's")
-        parts.append(ctx.figure(fig, f"forest_{slug}", caption))
-    return "\n".join(parts) if len(parts) > 2 else ""
+    sections = []
+    for reference in ctx.references:
+        tests, label, name = pairs(ctx, reference), ctx.metric.label, _name(reference)
+        shipped = "" if reference == BASELINE else " (what this task's networks ship with)"
+        parts = [f"## Differences to {name}{shipped}", ""]
+        for setting, rows in tests.groupby("setting", sort=False):
+            if rows["n_pairs"].max() < 2:
+                continue
+            title = (
+                f"{setting}: test {label} minus {name}'s; green/red = better/worse (Holm p < 0.05 within the setting)"
+            )
+            caption = (
+                f"{setting}: each activation's final test {label} minus {reference}'s, paired by seed, mean (dot) and "
+                "95 % interval (line), sorted; filled green or red where the Holm-adjusted p-value within this "
+                "setting is below 0.05, open grey where there is no evidence of a difference; a far-out mean is an "
+                "arrow at the edge with its value."
+            )
+            slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")
+            slug = slug if reference == BASELINE else f"{reference}_{slug}"
+            fig = figures.forest(rows, title, ctx.metric, f"test {label} minus {name}'s")
+            parts.append(ctx.figure(fig, f"forest_{slug}", caption))
+        if len(parts) > 2:
+            sections.append("\n".join(parts))
+    return "\n".join(sections)
 
 
 def _curve_metrics(metric: Metric) -> list[tuple[str, str, str]]:
@@ -160,15 +191,18 @@ def section_accuracy(ctx: Context) -> str:
         f"network's size with that activation; `x {BASELINE}` marks a network whose size differs from {BASELINE}'s "
         "(maxout widens the layer before it; maxout_matched is narrowed back to ReLU's count)."
     )
+    if ctx.metric.unit == "nats":
+        note += " `in bits` is the mean in bits (nats / ln 2): bits per character, for a character model."
     return f"## Final test {ctx.metric.label}\n\n" + tables.accuracy_table(table, ctx.metric) + f"\n\n{note}\n"
 
 
-def pairs(ctx: Context) -> pd.DataFrame:
-    """Each activation against ReLU per setting (paired, Holm within the setting), with parameter ratio and label."""
+def pairs(ctx: Context, reference: str = BASELINE) -> pd.DataFrame:
+    """Each activation against ``reference`` per setting (paired, Holm within the setting), with parameter ratio and
+    label."""
     tests = stats.paired_tests(
         ctx.runs,
         ctx.metric.test,
-        baseline=BASELINE,
+        baseline=reference,
         test=ctx.paired_test,
         higher_is_better=ctx.metric.higher_is_better,
         by=ctx.pair_by,
@@ -188,7 +222,8 @@ def section_cost(ctx: Context) -> str:
     if ok.empty:
         return ""
     table = summary[[*ctx.by, "setting", "mean"]].rename(columns={"mean": "score"})
-    measured = ("samples_per_second", "saved_bytes_per_sample", "peak_memory_bytes")
+    measured = ("samples_per_second", "saved_bytes_per_sample", "peak_memory_bytes", "step_ms")
+    ok = ok.assign(step_ms=1000 * pd.to_numeric(ok["batch_size"]) / pd.to_numeric(ok["samples_per_second"]))
     values = ok[ctx.by].assign(**{c: pd.to_numeric(ok.get(c, float("nan")), errors="coerce") for c in measured})
     table = table.merge(values.groupby(ctx.by, dropna=False)[list(measured)].median().reset_index(), on=ctx.by)
     table = table.rename(columns={"samples_per_second": "speed"})
@@ -211,8 +246,9 @@ def section_cost(ctx: Context) -> str:
     )
     gpu = " Peak CUDA memory is shown where the runs were on a GPU." if table["peak_memory_bytes"].notna().any() else ""
     parts += [
-        f"Per activation: {alone}per setting, the training throughput of its runs relative to ReLU's runs (median "
-        "over seeds), and the bytes autograd saves for the backward pass per training sample (exact, counted with "
+        f"Per activation: {alone}per setting, the milliseconds of its runs per training step (forward, backward and "
+        "optimizer step of one batch; median over seeds, evaluation excluded) with their ratio to ReLU's runs, and the "
+        "bytes autograd saves for the backward pass per training sample (exact, counted with "
         f"`torch.autograd.graph.saved_tensors_hooks`, machine-independent), with their ratio to ReLU's.{gpu}",
         "",
         tables.cost_table(table, cost, ctx.activations, BASELINE),
@@ -238,11 +274,16 @@ def section_ranks(ctx: Context) -> str:
 
 
 def section_paired(ctx: Context) -> str:
-    """Each activation against ReLU, paired on seed, with Holm-adjusted p-values."""
+    """Each activation against ReLU, paired on seed, with Holm-adjusted p-values; then against the activation the
+    task's networks ship with, where there is one."""
     if BASELINE not in set(ctx.runs["activation"]):
         return f"## Paired tests against {BASELINE}\n\nThe suite has no `{BASELINE}` runs, so no paired tests.\n"
+    return "\n".join(_paired(ctx, reference) for reference in ctx.references)
+
+
+def _paired(ctx: Context, reference: str) -> str:
     test = ctx.paired_test
-    table = pairs(ctx)
+    table = pairs(ctx, reference)
     untested = int(table["n_pairs"].eq(0).sum())
     best_first = [True, not ctx.metric.higher_is_better]
     table = table[table["n_pairs"] > 0].sort_values(["setting", "mean_diff"], ascending=best_first)
@@ -253,17 +294,17 @@ def section_paired(ctx: Context) -> str:
         else f"Wilcoxon signed-rank test ({ctx.n_seeds} seeds)"
     )
     lines = [
-        f"## Paired tests against {BASELINE}",
+        f"## Paired tests against {reference}",
         "",
-        f"Final test {ctx.metric.label} of each activation minus {BASELINE}'s, paired on seed (same initial weights, "
+        f"Final test {ctx.metric.label} of each activation minus {reference}'s, paired on seed (same initial weights, "
         f"data order and dropout masks), two-sided {why}; `ci` is the 95 % interval of the mean difference; `p_holm` "
-        "is Holm-adjusted within each setting (the family is the activations compared with ReLU there). "
+        f"is Holm-adjusted within each setting (the family is the activations compared with {reference} there). "
         "`better`/`worse` only where p_holm < 0.05.",
     ]
     if untested:
         lines += [
             "",
-            f"{untested} comparison(s) have no complete pair (no ok {BASELINE} run of that setting) and are left out.",
+            f"{untested} comparison(s) have no complete pair (no ok {reference} run of that setting) and are left out.",
         ]
     if table.empty:
         return "\n".join([*lines, "", "No complete pairs.", ""])

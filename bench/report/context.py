@@ -15,7 +15,7 @@ from bench.analysis import frames, stats
 from bench.config import RunSpec
 from bench.report import figures
 from bench.report.tables import cell, regularizer_label
-from bench.tasks import ACCURACY, BASELINE, Metric
+from bench.tasks import ACCURACY, BASELINE, DEFAULT_TASK, TASKS, Metric
 
 MIN_WILCOXON_PAIRS = 6  # below this Wilcoxon's exact p-value cannot reach 0.05
 HIGHLIGHTED = 3  # with many activations, the best and the worst this many (mean rank over settings) get a colour
@@ -75,6 +75,14 @@ class Context:
     def activations(self) -> list[str]:
         """The suite's activations in suite order."""
         return list(dict.fromkeys(s.activation for s in self.specs))
+
+    @property
+    def references(self) -> list[str]:
+        """What every activation is compared with: ReLU, then the activation the runs' task ships with (GELU in the
+        transformer), each where the suite trains it."""
+        kinds = self.runs["task"].fillna(DEFAULT_TASK) if "task" in self.runs.columns else [DEFAULT_TASK]
+        shipped = [TASKS[t].reference for t in dict.fromkeys(kinds) if t in TASKS and TASKS[t].reference]
+        return [r for r in dict.fromkeys([BASELINE, *shipped]) if r in set(self.runs["activation"])]
 
     @property
     def n_seeds(self) -> int:

@@ -72,8 +72,9 @@ def _named(rows: pd.DataFrame, metric: Metric) -> str:
     return "; ".join(listed) + (f"; and {more} more (see the paired tests)" if more > 0 else "")
 
 
-def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: Metric) -> str:
-    """One bullet: which activations beat or lose to ReLU in ``setting``, by how much, and what is tied."""
+def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: Metric, against: str = "ReLU") -> str:
+    """One bullet: which activations beat or lose to ReLU (or ``against``, the tests' reference) in ``setting``, by how
+    much, and what is tied."""
     tested = tests[tests["n_pairs"] >= 2]
     gain = tested.assign(_gain=metric.sign * tested["mean_diff"])  # larger is better
     better = gain[gain["better"].eq("better")].sort_values("_gain", ascending=False)
@@ -84,14 +85,15 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: 
     test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
     holm = f"Holm over these {n}" if n > 1 else "one comparison: no correction"
     lines = [
-        f"- **{setting}** ({reference}; {counted(n, 'activation')} compared with ReLU over {counted(pairs, 'seed')}, "
+        f"- **{setting}** ({reference}; {counted(n, 'activation')} compared with {against} over "
+        f"{counted(pairs, 'seed')}, "
         f"two-sided {test}, {holm}): {len(better)} better, {len(worse)} worse, {len(tied)} without "
         "evidence of a difference."
     ]
     if not better.empty:
-        lines.append(f"  - Better than ReLU: {_named(better, metric)}.")
+        lines.append(f"  - Better than {against}: {_named(better, metric)}.")
     if not worse.empty:
-        lines.append(f"  - Worse than ReLU: {_named(worse, metric)}.")
+        lines.append(f"  - Worse than {against}: {_named(worse, metric)}.")
     if len(tied) == 1:
         lines.append(f"  - No evidence of a difference for {effect(tied.iloc[0], metric)}.")
     elif not tied.empty:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -146,18 +147,10 @@ def accuracy_table(summary: pd.DataFrame, metric: Metric) -> str:
         f"{p:,.0f}" + (f" (x{r:.2f} {BASELINE})" if pd.notna(r) and abs(r - 1) > 0.01 else "") if pd.notna(p) else ""
         for p, r in zip(summary["parameters"], summary["params_ratio"], strict=True)
     ]
-    columns = [
-        "setting",
-        "activation",
-        "n",
-        test,
-        "std",
-        "parameters",
-        "n_diverged",
-        "n_failed",
-        "mark",
-    ]
-    return markdown_table(shown[columns], {"std": ".4f"})
+    bits = ["in bits"] if metric.unit == "nats" else []  # a loss in nats is read in bits too (bits per character)
+    shown["in bits"] = summary["mean"] / math.log(2)
+    columns = ["setting", "activation", "n", test, *bits, "std", "parameters", "n_diverged", "n_failed", "mark"]
+    return markdown_table(shown[columns], {"std": ".4f", "in bits": ".4f"})
 
 
 def best_lr_table(val: pd.DataFrame, test: pd.DataFrame, by: list[str], metric: Metric) -> str:
@@ -233,7 +226,8 @@ def _ratio(value: float, reference: float) -> str:
 
 def cost_table(table: pd.DataFrame, cost: dict[str, tuple], names: list[str], reference: str) -> str:
     """One row per activation: time alone relative to ``reference`` (median [min, max] over rounds), then per
-    setting the runs' throughput ratio and saved-for-backward KiB per sample with its ratio (and CUDA peak MiB)."""
+    setting the runs' milliseconds per training step and saved-for-backward KiB per sample, each with its ratio (and
+    CUDA peak MiB)."""
     settings = list(dict.fromkeys(table["setting"]))
     rows = []
     for name in names:
@@ -247,7 +241,8 @@ def cost_table(table: pd.DataFrame, cost: dict[str, tuple], names: list[str], re
                 continue
             mine = here.loc[name]
             base = here.loc[reference] if reference in here.index else pd.Series(dtype=float)
-            row[f"{setting}: samples/s"] = _ratio(mine["speed"], base.get("speed"))
+            ratio = _ratio(mine["step_ms"], base.get("step_ms"))
+            row[f"{setting}: ms/step"] = f"{mine['step_ms']:.1f}" + (f" ({ratio})" if ratio else "")
             saved = mine["saved_bytes_per_sample"]
             if pd.notna(saved):
                 ratio = _ratio(saved, base.get("saved_bytes_per_sample"))
