@@ -95,8 +95,8 @@ def _widths(name: str, value: Any) -> tuple[int, ...]:
 class RunSpec:
     """Everything that changes a run's result. Validated and normalised on construction."""
 
-    dataset: str = "mnist"
-    model: str = "mlp"
+    dataset: str = ""  # "" = the task's default (its first dataset): mnist for image classification
+    model: str = ""  # "" = the task's default (its first model): mlp
     hidden: tuple[int, ...] = ()  # dense hidden widths; () = the model's default
     channels: tuple[int, ...] = ()  # conv widths (cnn only); () = the model's default
     activation: str = "relu"
@@ -136,6 +136,9 @@ class RunSpec:
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
         task = tasks.TASKS[choose("task", self.task, tasks.TASKS, ConfigError)]
+        for name, valid in (("dataset", task.datasets), ("model", task.models)):
+            if getattr(self, name) == "":
+                set_(name, task.defaults.get(name, next(iter(valid))))
         for name, valid in {**harness_names(), "dataset": task.datasets, "model": task.models}.items():
             choose("initializer" if name == "init" else name, getattr(self, name), valid, ConfigError)
         choose(f"loss of task {task.name!r}", self.loss, task.losses, ConfigError)

@@ -49,6 +49,9 @@ def test_key_changes_when_any_field_changes():
         "loss": "mse_sigmoid",
         "dtype": "float64",
         "compile": True,
+        "beta2": 0.99,
+        "clip": 1.0,
+        "warmup": 10,
     }
     untestable_here = {"channels", "device", "amp"}  # channels need cnn; cuda/amp are not on this machine
     other_task = {"task", "model_args"}  # the image task's models have no model_args: tests/test_tasks.py

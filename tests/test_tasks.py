@@ -26,7 +26,7 @@ from bench.report import command
 from bench.run import main as run_main
 from bench.runs import bundle, results
 
-PUBLISHED = ("default", "seed-claims", "long", "init", "regularizers", "lr")
+PUBLISHED = ("default", "seed-claims", "long", "init", "regularizers", "lr", "transformer")
 DEEP = (64,) * 10
 # One published run of each published suite: the spec's fields (besides their defaults) and the key in its bundle.
 PINNED = {
@@ -58,6 +58,23 @@ PINNED = {
     "init": ("c2cc895520aed8fb", dict(dataset="fashion_mnist", model="deep_mlp", hidden=DEEP, epochs=8)),
     "regularizers": ("51dedd8443dad0c2", dict(dataset="fashion_mnist")),
     "lr": ("b0b9129ff9ce110a", dict(dataset="fashion_mnist", optimizer="momentum", lr=0.0001)),
+    "transformer": (
+        "f0b8da419e37a828",
+        dict(
+            task="char_lm",
+            activation="gelu",
+            optimizer="adamw",
+            lr=0.01,
+            beta2=0.99,
+            weight_decay=0.1,
+            clip=1.0,
+            warmup=100,
+            schedule="warmup_cosine",
+            batch_size=12,
+            epochs=4,
+            seed=100,
+        ),
+    ),  # fmt: skip
 }
 
 
@@ -222,7 +239,8 @@ def test_the_toy_task_checks_its_own_names_and_model_arguments(toy):
     assert '"task":"blobs"' in spec.canonical_json()
     assert RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", model_args={"width": 8}).key != spec.key
     with pytest.raises(ConfigError, match="unknown dataset 'mnist'.*valid: gauss2"):
-        RunSpec(task="blobs", model="tiny_mlp")
+        RunSpec(task="blobs", dataset="mnist", model="tiny_mlp")
+    assert RunSpec(task="blobs").key == spec.key  # no dataset or model: the task's first
     with pytest.raises(ConfigError, match="unknown argument of model 'tiny_mlp' 'widht'; did you mean width"):
         RunSpec(task="blobs", dataset="gauss2", model="tiny_mlp", model_args={"widht": 8})
     for bad in ("x", True, 8.0):

@@ -223,7 +223,8 @@ def section_cost(ctx: Context) -> str:
         return ""
     table = summary[[*ctx.by, "setting", "mean"]].rename(columns={"mean": "score"})
     measured = ("samples_per_second", "saved_bytes_per_sample", "peak_memory_bytes", "step_ms")
-    ok = ok.assign(step_ms=1000 * pd.to_numeric(ok["batch_size"]) / pd.to_numeric(ok["samples_per_second"]))
+    number = lambda column: pd.to_numeric(ok.get(column, float("nan")), errors="coerce")  # older records lack some
+    ok = ok.assign(step_ms=1000 * number("batch_size") / number("samples_per_second"))
     values = ok[ctx.by].assign(**{c: pd.to_numeric(ok.get(c, float("nan")), errors="coerce") for c in measured})
     table = table.merge(values.groupby(ctx.by, dropna=False)[list(measured)].median().reset_index(), on=ctx.by)
     table = table.rename(columns={"samples_per_second": "speed"})
