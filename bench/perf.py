@@ -92,7 +92,7 @@ def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
             (f"harness 1 process x {threads} threads", lambda s=spec: harness(s, data_dir)),
             *((f"harness pool {n} x 1 thread", lambda s=spec, n=n: pool(s, data_dir, n)) for n in args.workers),
         ]
-        if model in ("mlp",):  # dense models only
+        if model == "mlp":  # the dense model: its step is its matmuls
             own.append(("matmuls only", lambda s=spec, d=loaded: gemm_ceiling(s, d)))
         flops = flops_per_sample(spec, loaded)
         paths += [(model, name, flops, spec.batch_size, measure) for name, measure in own]

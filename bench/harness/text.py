@@ -210,7 +210,8 @@ class CharLM:
         N(0, 0.02 / sqrt(2 layers)); LayerNorms at 1. Any other scheme draws every matrix by its rule, the MLP's output
         layer (whose inputs are the activation's outputs) with the activation's gain. One generator per matrix."""
         mats = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Embedding)]
-        residual = {id(b.attn.proj) for b in model.blocks} | {id(b.mlp.proj) for b in model.blocks}
+        after_act = {id(b.mlp.proj) for b in model.blocks}  # its inputs are the activation's outputs
+        residual = {id(b.attn.proj) for b in model.blocks} | after_act
         with torch.no_grad():
             for i, m in enumerate(mats):
                 gen = init.layer_generator(spec.seed, i)
@@ -218,8 +219,7 @@ class CharLM:
                     std = INIT_STD / math.sqrt(2 * len(model.blocks)) if id(m) in residual else INIT_STD
                     nn.init.normal_(m.weight, 0.0, std, generator=gen)
                 else:
-                    g = gain if any(m is b.mlp.proj for b in model.blocks) else 1.0
-                    init.INITS[spec.init](m.weight, g, gen)
+                    init.INITS[spec.init](m.weight, gain if id(m) in after_act else 1.0, gen)
 
     def loss(self, spec: RunSpec, text: Text) -> optim.Loss:
         return _lm_loss
@@ -265,15 +265,3 @@ class CharLM:
 
 
 CHAR_LM = CharLM()
-
-
-@torch.no_grad()
-def sample(model: nn.Module, text: Text, length: int, seed: int, prompt: str = "\n") -> str:
-    """``length`` characters drawn from the model's next-character distribution (temperature 1), after ``prompt``."""
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.tensor([[text.vocab.index(c) for c in prompt]])
-    model.eval()
-    for _ in range(length):
-        probs = torch.softmax(model(idx[:, -model.context :])[0, -1].float(), dim=-1)
-        idx = torch.cat([idx, torch.multinomial(probs.cpu(), 1, generator=gen)[None]], dim=1)
-    return text.decode(idx[0, len(prompt) :].tolist())
