@@ -184,7 +184,8 @@ IMAGE_MODELS = {
     "deep_mlp": {"hidden": (64,) * 10, "channels": ()},
     "cnn": {"hidden": (128,), "channels": (16, 32)},
 }
-IMAGE_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+# cifar10_jpeg: the CIFAR-10 images as JPEG files (a public mirror), not the official pixels: a dataset of its own
+IMAGE_CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "cifar10_jpeg": 10}
 TASKS: dict[str, Task] = {}
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 import activations
 from bench.config import RunSpec
 from bench.harness import init, optim
-from bench.harness.data import ENV_VAR, DataError, resolve_data_dir
+from bench.harness.data import DataError, fetch, resolve_data_dir
 
 FILE = Path("tinyshakespeare/input.txt")
 SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -43,22 +42,10 @@ class Text:
     val: torch.Tensor
     test: torch.Tensor
     vocab: str
+    checksum: str = SHA256[:16]  # the corpus file's: every run reads the same characters
 
     def decode(self, indices: list[int]) -> str:
         return "".join(self.vocab[i] for i in indices)
-
-
-def _download(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(URL, timeout=60) as response:
-            body = response.read()
-    except OSError as exc:
-        raise DataError(
-            f"downloading {URL} failed ({exc}): fetch it into {path} yourself, or set ${ENV_VAR} to a folder with "
-            f"{FILE}"
-        ) from exc
-    path.write_bytes(body)
 
 
 @functools.cache
@@ -81,7 +68,7 @@ def load_text(data_dir: str | Path | None, device: torch.device, download: bool 
     """Tiny Shakespeare from the data folder on ``device``, downloading it only if asked and missing."""
     path = resolve_data_dir(data_dir, create=download) / FILE
     if download and not path.is_file():
-        _download(path)
+        fetch(URL, path)
     if not path.is_file():
         fix = "the download did not write it" if download else "run with --download (needs internet)"
         raise DataError(f"tinyshakespeare: {path} not found: {fix}, or fetch it from {URL} into {path}")

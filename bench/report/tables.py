@@ -130,9 +130,29 @@ def header_table(runs: pd.DataFrame, command: str, written: str) -> str:
         ("Host", values(runs, "host")),
         ("Wall time", f"{span}{duration(float(np.nansum(wall)))} summed over {len(runs)} runs (run side by side)"),
         ("Dates", dates),
+        *([("Data", data)] if (data := data_checksums(runs)) else []),
         ("Report", written),
     ]
     return markdown_table(pd.DataFrame(rows, columns=["", ""]))
+
+
+def data_checksums(runs: pd.DataFrame) -> str:
+    """Per dataset, the checksum of the decoded data its runs recorded; where machines decoded a dataset differently
+    (JPEG decoders can differ by a grey level), each checksum with its runs' CPU models, said plainly."""
+    if "data_checksum" not in runs.columns or runs["data_checksum"].isna().all():
+        return ""
+    parts = []
+    for dataset, group in runs.dropna(subset=["data_checksum"]).groupby("dataset", sort=True):
+        sums = group.groupby("data_checksum", sort=True)
+        if sums.ngroups == 1:
+            parts.append(f"{dataset} `{group['data_checksum'].iloc[0]}`")
+            continue
+        each = "; ".join(f"`{c}` in {len(g)} runs on {values(g, 'device_name')}" for c, g in sums)
+        parts.append(
+            f"**{dataset} was decoded differently on different machines** ({each}): its runs are not pixel "
+            "for pixel the same data"
+        )
+    return "checksum of the decoded data: " + ", ".join(parts)
 
 
 def accuracy_table(summary: pd.DataFrame, metric: Metric) -> str:
