@@ -26,7 +26,7 @@ from bench.report import command
 from bench.run import main as run_main
 from bench.runs import bundle, results
 
-PUBLISHED = ("default", "seed-claims", "long", "init", "regularizers", "lr", "transformer")
+PUBLISHED = ("default", "seed-claims", "long", "init", "regularizers", "lr", "transformer", "cifar10")
 DEEP = (64,) * 10
 # One published run of each published suite: the spec's fields (besides their defaults) and the key in its bundle.
 PINNED = {
@@ -72,6 +72,19 @@ PINNED = {
             schedule="warmup_cosine",
             batch_size=12,
             epochs=4,
+            seed=100,
+        ),
+    ),  # fmt: skip
+    "cifar10": (
+        "bb62763c544035c3",
+        dict(
+            dataset="cifar10_jpeg",
+            model="cnn",
+            channels=(8, 16),
+            hidden=(64,),
+            augment=True,
+            epochs=8,
+            lr=0.003,
             seed=100,
         ),
     ),  # fmt: skip

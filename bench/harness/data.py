@@ -83,20 +83,25 @@ class _JpegArchive:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         from PIL import Image, features
 
-        decoder = f"pillow{Image.__version__}-libjpeg{features.version('jpg')}-turbo{features.version('libjpeg_turbo')}"
+        turbo = features.version("libjpeg_turbo")
+        decoder = f"pillow{Image.__version__}-libjpeg{features.version('jpg')}" + (f"-turbo{turbo}" if turbo else "")
         cached = cache_dir() / f"cifar10_jpeg-{digest}-{decoder}.pt"
-        with contextlib.suppress(OSError, RuntimeError, pickle.UnpicklingError, KeyError):
+        with contextlib.suppress(OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, KeyError):
             blob = torch.load(cached, weights_only=True)
             return [blob["train_x"], blob["test_x"]], [blob["train_y"], blob["test_y"]]
-        print(f"decoding the 60,000 images of {path} once (about half a minute) into {cached}", file=sys.stderr)
+        print(f"decoding the JPEG images of {path} once (a few seconds to a minute) into {cached}", file=sys.stderr)
         xs, ys = self._decode(path, None)
         blob = {"train_x": xs[0], "test_x": xs[1], "train_y": ys[0], "test_y": ys[1]}
+        part = None
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".part", delete=False) as f:
+                part = Path(f.name)
                 torch.save(blob, f)
-            os.replace(f.name, cached)  # whole or absent: a worker reading it never sees half a file
+            os.replace(part, cached)  # whole or absent: a worker reading it never sees half a file
         except OSError as exc:
+            if part is not None:
+                part.unlink(missing_ok=True)
             print(
                 f"cannot cache the decoded images in {cached.parent} ({exc.strerror}): set ${CACHE_ENV_VAR} to "
                 "a folder you can write; decoding again in every process",
@@ -128,13 +133,15 @@ class _JpegArchive:
                         images.append((file, np.asarray(image)))
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:  # Pillow's bad JPEG is an OSError too
             raise DataError(f"{path} is truncated or corrupt ({_reason(exc)}): {refetch}") from exc
+        if missing := [
+            f"{split}/{name}" for split in self.counts for name in self.classes if (split, name) not in found
+        ]:
+            raise DataError(f"{path}: no images in {', '.join(missing)}: the archive is incomplete; {refetch}")
         xs, ys = [], []
         for split, count in self.counts.items():
             for name in self.classes:
-                images = sorted(found.get((split, name), []), key=lambda item: item[0])
-                if not images or limit is None and len(images) != count:
-                    what = "no" if not images else f"{len(images):,}"
-                    raise DataError(f"{path}: {what} images in {split}/{name}, expected {count:,}; {refetch}")
+                if limit is None and (n := len(found[(split, name)])) != count:
+                    raise DataError(f"{path}: {n:,} images in {split}/{name}, expected {count:,}; {refetch}")
             rows = [img for name in self.classes for _, img in sorted(found[(split, name)], key=lambda i: i[0])]
             labels = [label for label, name in enumerate(self.classes) for _ in found[(split, name)]]
             xs.append(torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2).contiguous())  # NHWC -> NCHW
