@@ -4,6 +4,7 @@ and one-line errors for a missing, truncated or wrong archive (small archives wr
 import hashlib
 import io
 import tarfile
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from urllib.error import URLError
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 
 from bench.config import RunSpec
-from bench.harness import data, loop
+from bench.harness import data, files, loop
 from bench.harness.data import DataError
 from bench.report import tables
 from bench.run import main as run_main
@@ -30,7 +31,7 @@ TRAIN_SHA256, TEST_SHA256 = "bf3aabd52be912da", "5a6aa8185204d80b"
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """A private cache folder: nothing is read from or written to the user's."""
-    monkeypatch.setenv(data.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv(files.CACHE_ENV_VAR, str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 
@@ -113,7 +114,7 @@ def test_a_cache_that_cannot_be_written_is_said_and_the_images_still_load(tmp_pa
     monkeypatch.setattr(READER, "counts", {"train": 2, "test": 2})
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    monkeypatch.setenv(data.CACHE_ENV_VAR, str(blocked / "cache"))
+    monkeypatch.setenv(files.CACHE_ENV_VAR, str(blocked / "cache"))
     (train_x, _), _ = READER.read(_folder(tmp_path))
     assert train_x.shape == (20, 3, 32, 32)
     assert "cannot cache the decoded images" in capsys.readouterr().err
@@ -149,7 +150,7 @@ def test_a_failed_download_is_one_line_and_leaves_no_file(tmp_path, monkeypatch)
     def offline(*args, **kwargs):
         raise URLError("no network in tests")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as excinfo:
         data.load("cifar10_jpeg", tmp_path / "new", download=True)
     message = _one_line(excinfo)

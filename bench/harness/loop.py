@@ -321,7 +321,7 @@ class RunState:
             "started_at": self.started_at,
             **environment(spec.device),
             "flush_denormal": self.flush_denormal,
-            "data_checksum": self.data.checksum,
+            "data_checksum": getattr(self.data, "checksum", None),  # where the task gives one
             **metric.record(),
         }
 

@@ -4,8 +4,9 @@ score and evaluate. The task's plain data (datasets, models, metric) is :mod:`be
 The code of a task is an object with these methods (``data`` is whatever its ``load`` returns; ``x``, ``y`` a batch):
 
 - ``load(spec, data_dir, device, download) -> data``: the fixed train / validation / test split on the device, or
-  one error line (an ``InputError``) naming the missing or damaged file; ``data.checksum``: a digest of what the
-  runs train and are scored on (recorded with every run: two machines whose decoders differ differ there).
+  one error line (an ``InputError``) naming the missing or damaged file; ``data.checksum``, where it has one: a
+  digest of what the runs train and are scored on (recorded with every run: machines whose decoders differ, differ
+  there).
 - ``build(spec, data, act_layer) -> nn.Module``: the spec's network on the CPU, every activation made by
   ``act_layer()``; ``activations(model)`` and ``weight_layers(model)``: the activation modules and the layers with
   weights, in forward order, where layer i is followed by activation i (the probes pair them);

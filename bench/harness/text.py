@@ -22,7 +22,7 @@ import torch.nn.functional as F
 import activations
 from bench.config import RunSpec
 from bench.harness import init, optim
-from bench.harness.data import DataError, fetch, resolve_data_dir
+from bench.harness.files import DataError, fetch, resolve_data_dir
 
 FILE = Path("tinyshakespeare/input.txt")
 SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
