@@ -15,18 +15,21 @@ class DataError(InputError):
     """A dataset that cannot be used: unknown name, missing folder or files, or a damaged file (named)."""
 
 
+def _folder(env_var: str, name: str) -> Path:
+    """$``env_var`` if set, else the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)/actbench/``name``."""
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actbench" / name
+
+
 def default_data_dir() -> Path:
-    """$ACTBENCH_DATA if set, else the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``)/actbench/data."""
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actbench" / "data"
+    """$ACTBENCH_DATA if set, else the user's cache folder/actbench/data."""
+    return _folder(ENV_VAR, "data")
 
 
 def cache_dir() -> Path:
     """Where decoded datasets are cached: $ACTBENCH_CACHE if set, else the user's cache folder/actbench/decoded."""
-    if os.environ.get(CACHE_ENV_VAR):
-        return Path(os.environ[CACHE_ENV_VAR]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "actbench" / "decoded"
+    return _folder(CACHE_ENV_VAR, "decoded")
 
 
 def fetch(url: str, path: Path) -> None:
