@@ -86,6 +86,19 @@ def test_a_rate_that_breaks_on_one_seed_is_never_chosen(status):
     assert table.loc[("mnist", "relu"), "n_broken"] == 0
 
 
+def test_a_rate_that_wins_on_one_tuning_seed_by_luck_and_does_not_learn_on_the_other_loses():
+    runs = synthetic().assign(chance=0.1)
+    lucky = runs["activation"].eq("relu") & runs["lr"].eq(1e-2)
+    runs.loc[lucky & runs["seed"].eq(100), "val_acc"] = 0.99  # the best score of the grid, on one seed
+    assert chosen(runs[runs["seed"].eq(100)])[("mnist", "relu")] == 1e-2  # one tuning seed: luck picks it
+    runs.loc[lucky & runs["seed"].eq(101), "val_acc"] = 0.17  # 8 % of the way from chance to the best: not learned
+    assert chosen(runs)[("mnist", "relu")] == BEST["relu"]  # two: the rate that learns on both
+    scores = tuning.scores(runs, ["dataset", "model"]).set_index(["dataset", "activation", "lr"])["score"]
+    assert scores["mnist", "relu", 1e-2] == pytest.approx((0.99 + 0.1) / 2)  # the stuck run counts as chance
+    assert scores["mnist", "tanh", 1e-2] == pytest.approx(runs[runs["activation"].eq("tanh") & runs["lr"].eq(1e-2)
+                                                                & runs["dataset"].eq("mnist")]["val_acc"].mean())
+
+
 def test_equal_scores_go_to_the_smaller_rate():
     runs = synthetic().assign(val_acc=0.9)
     assert set(chosen(runs).values()) == {min(GRID)}

@@ -18,21 +18,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.config import FIELDS, Status
+from bench.analysis.outcomes import SPEC_COLUMNS as SPEC_COLUMNS  # the configuration columns, read from here too
+from bench.analysis.outcomes import config_columns, metric_values
+from bench.config import Status
 from bench.tasks import BASELINE, Metric
 
-SPEC_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("seed", "device", "compile"))
 DESCRIBE_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max")
 SUMMARY_COLUMNS = ("n", "n_missing", "n_diverged", "n_failed", *DESCRIBE_COLUMNS[1:])
 TESTS = ("wilcoxon", "ttest")
 PAIR_COLUMNS = ("n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "d_z", "statistic", "p_value")
 
 Columns = str | Sequence[str] | None
-
-
-def config_columns(runs: pd.DataFrame) -> list[str]:
-    """The SPEC_COLUMNS present in ``runs``, in RunSpec order: what identifies a configuration."""
-    return [c for c in SPEC_COLUMNS if c in runs.columns]
 
 
 def _columns(runs: pd.DataFrame, by: Columns) -> list[str]:
@@ -46,16 +42,6 @@ def _columns(runs: pd.DataFrame, by: Columns) -> list[str]:
             "nothing to group by: the runs have no configuration columns (no runs at all?) and no `by` was given"
         )
     return keys
-
-
-def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
-    """``metric`` as floats, NaN for non-ok runs and non-finite values; absent only if no run finished ok."""
-    if metric not in runs.columns:
-        if runs["status"].eq(Status.OK).any():
-            raise KeyError(f"no metric column {metric!r} in the runs (columns: {', '.join(runs.columns)})")
-        return pd.Series(np.nan, index=runs.index)
-    values = pd.to_numeric(runs[metric]).astype(float)
-    return values.where(runs["status"].eq(Status.OK) & np.isfinite(values))
 
 
 def _scored(runs: pd.DataFrame, metric: str | None, higher_is_better: bool | None) -> tuple[str, bool]:

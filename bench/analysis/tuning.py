@@ -3,7 +3,9 @@ validation metric over the tuning seeds (the highest accuracy, the lowest loss: 
 rule for ReLU as for every other activation.
 
 It reads validation metrics only: the test split never enters a choice. A run that diverged or failed counts as the
-worst possible score, so a rate that breaks on any tuning seed loses to one that trains on all of them. Equal scores
+worst possible score, so a rate that breaks on any tuning seed loses to one that trains on all of them; a run that did
+not learn counts as chance (or its own score, where that is worse), so that a rate which learns on one tuning seed and
+stays at chance on the other is judged by their mean, not by its lucky seed. Equal scores
 go to the smaller rate (the more cautious one). A best rate at the grid's edge is marked: the optimum may lie beyond
 it, and :func:`extended` gives the grid one log step past that edge. A pure function of runs (DataFrames in, a
 DataFrame out), so a report can show the choice and the sensitivity curve behind it.
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.frames import matched
+from bench.analysis.outcomes import not_learned
 from bench.config import RunSpec, Status
 from bench.plan import Plan, setting_id
 from bench.tasks import Metric
@@ -34,11 +37,16 @@ def _per(setting: Sequence[str]) -> list[str]:
 def scores(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = None) -> pd.DataFrame:
     """Per setting, activation and rate: the mean final validation ``metric`` (default the runs' own) over its tuning
     seeds (``score``; the worst possible, -inf where higher is better and +inf where lower is, if any run diverged or
-    failed, so that such a rate is never chosen over one that trains), the seed count and broken runs."""
+    failed, so that such a rate is never chosen over one that trains; a run that did not learn
+    (:func:`bench.analysis.outcomes.not_learned`, within the setting) scores as chance or its own worse value), the
+    seed count and broken runs."""
     metric = metric or Metric.of(runs)
     keys = [*_per(setting), "lr"]
     recorded = runs.get(metric.val, pd.Series(np.nan, index=runs.index))  # absent: none finished ok
     value = pd.to_numeric(recorded, errors="coerce").where(runs["status"].eq(Status.OK))
+    chance = pd.to_numeric(runs["chance"]).astype(float) if "chance" in runs.columns else metric.chance
+    stuck = not_learned(runs, [c for c in setting if c != "activation"], metric)
+    value = value.where(~stuck, np.where(metric.sign * value < metric.sign * chance, value, chance))
     frame = runs[keys].assign(_value=value, _broken=~np.isfinite(value))  # not ok, or no finite value
     grouped = frame.groupby(keys, dropna=False)
     out = grouped.agg(n_seeds=("_value", "size"), n_broken=("_broken", "sum"), score=("_value", "mean"))
