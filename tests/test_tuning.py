@@ -95,8 +95,9 @@ def test_a_rate_that_wins_on_one_tuning_seed_by_luck_and_does_not_learn_on_the_o
     assert chosen(runs)[("mnist", "relu")] == BEST["relu"]  # two: the rate that learns on both
     scores = tuning.scores(runs, ["dataset", "model"]).set_index(["dataset", "activation", "lr"])["score"]
     assert scores["mnist", "relu", 1e-2] == pytest.approx((0.99 + 0.1) / 2)  # the stuck run counts as chance
-    assert scores["mnist", "tanh", 1e-2] == pytest.approx(runs[runs["activation"].eq("tanh") & runs["lr"].eq(1e-2)
-                                                                & runs["dataset"].eq("mnist")]["val_acc"].mean())
+    assert scores["mnist", "tanh", 1e-2] == pytest.approx(
+        runs[runs["activation"].eq("tanh") & runs["lr"].eq(1e-2) & runs["dataset"].eq("mnist")]["val_acc"].mean()
+    )
 
 
 def test_equal_scores_go_to_the_smaller_rate():
