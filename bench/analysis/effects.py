@@ -81,12 +81,25 @@ def interaction(
     return out[columns]
 
 
-def _seed_matrix(runs: pd.DataFrame, metric: str, items: list[str], item: str) -> np.ndarray:
-    """Seeds x items of ``metric`` (NaN where a run did not end ok or is missing)."""
+def _seed_matrix(runs: pd.DataFrame, metric: str, items: list[str], item: str) -> pd.DataFrame:
+    """Seeds (the index) x items of ``metric`` (NaN where a run did not end ok or is missing)."""
     frame = runs.assign(_value=metric_values(runs, metric)).pivot_table(
         index="seed", columns=item, values="_value", aggfunc="mean", dropna=False
     )
-    return frame.reindex(columns=items).to_numpy(dtype=float)
+    return frame.reindex(columns=items).astype(float)
+
+
+def _draw(rng: np.random.Generator, short: pd.DataFrame, long: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One bootstrap resample of both seed matrices: the seeds they share drawn once for both (the same seed is the
+    same initial weights and data order at either budget), each one's other seeds drawn for it alone."""
+    shared = short.index.intersection(long.index)
+    joint = rng.choice(shared, len(shared)) if len(shared) else np.array([], dtype=short.index.dtype)
+    out = []
+    for frame in (short, long):
+        own = frame.index.difference(shared)
+        own = rng.choice(own, len(own)) if len(own) else np.array([], dtype=frame.index.dtype)
+        out.append(frame.loc[np.concatenate([joint, own])].to_numpy())
+    return out[0], out[1]
 
 
 def _rho(short: np.ndarray, long: np.ndarray) -> float:
@@ -110,8 +123,9 @@ def rank_agreement(
 ) -> pd.DataFrame:
     """Per setting: Spearman's rank correlation between the items' mean ``metric`` in ``short`` and in ``long`` (two
     sets of runs of the same settings, e.g. two training budgets), over the items in both, with a percentile bootstrap
-    interval over seeds: each set's seeds are resampled with replacement, jointly for all items (a seed is one draw of
-    initial weights and data order, shared by the items). ``metric``: the runs' own test metric where not given;
+    interval over seeds: the seeds are resampled with replacement, jointly for all items (a seed is one draw of
+    initial weights and data order, shared by the items) and, for a seed both sets ran, jointly for both sets (the
+    same draw at either budget: :func:`_draw`). ``metric``: the runs' own test metric where not given;
     items rank in the direction of the runs' metric."""
     own = Metric.of(long)
     metric, sign = metric or own.test, own.sign
@@ -126,10 +140,7 @@ def rank_agreement(
             warnings.simplefilter("ignore", RuntimeWarning)
             rho = _rho(np.nanmean(a, axis=0), np.nanmean(b, axis=0)) if len(items) >= 3 else np.nan
             draws = [
-                _rho(
-                    np.nanmean(a[rng.integers(0, len(a), len(a))], axis=0),
-                    np.nanmean(b[rng.integers(0, len(b), len(b))], axis=0),
-                )
+                _rho(*(np.nanmean(m, axis=0) for m in _draw(rng, a, b)))
                 for _ in range(resamples if len(items) >= 3 else 0)
             ]
         draws = np.array([d for d in draws if np.isfinite(d)])

@@ -42,6 +42,8 @@ def progress(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None =
     """Per run: how far its final validation metric went from chance (0) toward its setting's best mean (1); NaN for
     a run that is not ok or has no chance level, -inf where the setting's best mean is no better than chance."""
     metric = metric or Metric.of(runs)
+    if metric.val not in runs.columns:  # no validation metric recorded: nothing to measure a run by
+        return pd.Series(np.nan, index=runs.index)
     value = metric_values(runs, metric.val)
     chance = pd.to_numeric(runs["chance"]).astype(float) if "chance" in runs.columns else metric.chance
     key = lambda columns: [runs[c] for c in columns] if columns else np.zeros(len(runs))
@@ -58,3 +60,23 @@ def not_learned(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | Non
     other run (diverged and failed runs are counted as such, not here). ``setting``: the columns whose runs are
     compared with each other (every configuration column but the activation and the rate, for a tuned suite)."""
     return progress(runs, setting, metric).lt(LEARNED)
+
+
+def verdict(n_pairs: int, stuck: int, base_stuck: int, baseline: str) -> str:
+    """A comparison's verdict where one of its runs did not learn (``stuck`` of the item's ``n_pairs`` paired seeds,
+    ``base_stuck`` of the baseline's): "did not learn (n of n seeds)" where none of the item's seeds learned and every
+    one of the baseline's did, else "unstable (k of n seeds did not learn)", naming the baseline's where it has any."""
+    if stuck == n_pairs and not base_stuck:
+        return f"did not learn ({stuck} of {n_pairs} seeds)"
+    said = [f"{stuck} of {n_pairs} seeds did not learn"] if stuck else []
+    said += [f"{baseline}'s did not learn in {base_stuck} of {n_pairs}"] if base_stuck else []
+    return f"unstable ({'; '.join(said)})"
+
+
+def tested(verdicts: pd.Series) -> pd.Series:
+    """Per verdict of :func:`bench.analysis.stats.paired_tests`: whether a test made it (better, worse or no evidence),
+    not a run that did not learn (:func:`verdict`)."""
+    return verdicts.isin(TESTED)
+
+
+TESTED = ("better", "worse", "no evidence")

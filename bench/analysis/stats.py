@@ -19,14 +19,17 @@ import pandas as pd
 from scipy import stats
 
 from bench.analysis.outcomes import SPEC_COLUMNS as SPEC_COLUMNS  # the configuration columns, read from here too
-from bench.analysis.outcomes import config_columns, metric_values
+from bench.analysis.outcomes import config_columns, metric_values, not_learned, verdict
 from bench.config import Status
 from bench.tasks import BASELINE, Metric
 
 DESCRIBE_COLUMNS = ("n", "mean", "std", "sem", "ci_low", "ci_high", "min", "max")
 SUMMARY_COLUMNS = ("n", "n_missing", "n_diverged", "n_failed", *DESCRIBE_COLUMNS[1:])
 TESTS = ("wilcoxon", "ttest")
-PAIR_COLUMNS = ("n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "d_z", "statistic", "p_value")
+PAIR_COLUMNS = (
+    *("n_pairs", "mean_diff", "sd_diff", "ci_low", "ci_high", "d_z", "statistic", "p_value"),
+    *("n_not_learned", "n_base_not_learned"),
+)
 
 Columns = str | Sequence[str] | None
 
@@ -192,19 +195,22 @@ def holm(p_values: Iterable[float]) -> np.ndarray:
 
 
 def _paired_test(pairs: pd.DataFrame, test: str, confidence: float) -> pd.Series:
-    """n_pairs, mean_diff, sd_diff, its t interval, d_z, statistic and p-value of one item against the baseline."""
+    """n_pairs, mean_diff, sd_diff, its t interval, d_z, statistic and p-value of one item against the baseline, and
+    how many of the pairs' runs did not learn on each side; no test (NaN) where any did not."""
     pairs = pairs.dropna(subset=["_value", "_base"])
     diff = pairs["_value"] - pairs["_base"]
     statistic = p_value = low = high = np.nan
     n, mean, sd = len(pairs), diff.mean(), diff.std()
+    stuck, base_stuck = int(pairs["_stuck"].sum()), int(pairs["_base_stuck"].sum())
     if n >= 2:
-        run = stats.wilcoxon if test == "wilcoxon" else stats.ttest_rel
-        statistic, p_value = run(pairs["_value"], pairs["_base"])
         half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n)
         low, high = mean - half, mean + half
+    if n >= 2 and not stuck and not base_stuck:
+        run = stats.wilcoxon if test == "wilcoxon" else stats.ttest_rel
+        statistic, p_value = run(pairs["_value"], pairs["_base"])
     with np.errstate(divide="ignore", invalid="ignore"):  # sd == 0: d_z is ±inf (or NaN for no difference at all)
         d_z = np.float64(mean) / sd
-    values = (n, mean, sd, low, high, d_z, statistic, p_value)
+    values = (n, mean, sd, low, high, d_z, statistic, p_value, stuck, base_stuck)
     return pd.Series(dict(zip(PAIR_COLUMNS, values, strict=True)))
 
 
@@ -229,6 +235,11 @@ def paired_tests(
     pair differs by the same amount); p_holm is Holm-Bonferroni within each configuration (the family is the items
     compared with the baseline there, not the whole table). Fewer than 2 pairs give NaN p-values. Wilcoxon can't
     reach p < 0.05 with fewer than 6 pairs (3 pairs: p >= 0.25, 5 pairs: p >= 0.0625), so with few seeds use the t-test.
+
+    A test runs only where every paired run of both sides learned (:func:`bench.analysis.outcomes.not_learned`,
+    within the configuration's setting): a comparison with a seed that did not learn has no p-value (it is not in the
+    Holm family) and its ``better`` is :func:`bench.analysis.outcomes.verdict`'s, "unstable (k of n seeds did not
+    learn)" or "did not learn (n of n seeds)"; its mean difference and interval are still given.
     """
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; valid tests: {', '.join(TESTS)}")
@@ -238,26 +249,33 @@ def paired_tests(
         )
     keys = [c for c in (config_columns(runs) if by is None else _columns(runs, by)) if c != item]
     metric, higher_is_better = _scored(runs, metric, higher_is_better)
-    frame = runs[[*keys, "seed", item]].assign(_value=metric_values(runs, metric))
+    frame = runs[[*keys, "seed", item]].assign(_value=metric_values(runs, metric), _stuck=not_learned(runs, keys))
     if frame.duplicated([*keys, "seed", item]).any():
         raise ValueError(
             "several runs share a configuration, seed and item (differing only in device or compile?); "
             "select one set of runs first"
         )
-    base = frame[frame[item] == baseline].drop(columns=item).rename(columns={"_value": "_base"})
+    base = (
+        frame[frame[item] == baseline].drop(columns=item).rename(columns={"_value": "_base", "_stuck": "_base_stuck"})
+    )
     pairs = frame[frame[item] != baseline].merge(base, on=[*keys, "seed"], how="left")
     columns = [*keys, item, "baseline", "test", *PAIR_COLUMNS, "p_holm", "significant", "better"]
     if pairs.empty:  # only the baseline was run
         return pd.DataFrame(columns=columns)
-    per_item = pairs.groupby([*keys, item], dropna=False)[["_value", "_base"]]
-    out = per_item.apply(_paired_test, test=test, confidence=confidence)
-    out = out.reset_index().assign(baseline=baseline, test=test, n_pairs=lambda f: f["n_pairs"].astype(int))
+    per_item = pairs.groupby([*keys, item], dropna=False)[["_value", "_base", "_stuck", "_base_stuck"]]
+    out = per_item.apply(_paired_test, test=test, confidence=confidence).reset_index()
+    counts = ["n_pairs", "n_not_learned", "n_base_not_learned"]
+    out = out.assign(baseline=baseline, test=test, **{c: out[c].astype(int) for c in counts})
     out["p_holm"] = out.groupby(keys, dropna=False)["p_value"].transform(holm) if keys else holm(out["p_value"])
     out["significant"] = out["p_holm"] < alpha
     direction = np.sign(out["mean_diff"]) * (1 if higher_is_better else -1)
     out["better"] = np.select(
         [out["significant"] & (direction > 0), out["significant"] & (direction < 0)], ["better", "worse"], "no evidence"
     )
+    stuck = out["n_not_learned"].gt(0) | out["n_base_not_learned"].gt(0)
+    out.loc[stuck, "better"] = [
+        verdict(r.n_pairs, r.n_not_learned, r.n_base_not_learned, baseline) for r in out[stuck].itertuples()
+    ]
     return out[columns]
 
 

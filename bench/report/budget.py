@@ -22,7 +22,10 @@ RESAMPLES = 2000
 def _fate(short: str, long: str) -> str:
     """What became of a verdict against ReLU at the short budget: ``persists`` (the same at the long one), ``shrinks``
     (no evidence at the long one), ``flips`` (the opposite verdict), and for a tie at the short budget ``appears``
-    (a difference at the long one) or ``tied at both``."""
+    (a difference at the long one) or ``tied at both``; ``not tested`` where a run on either side did not learn at
+    either budget (no verdict to follow)."""
+    if not {short, long} <= {"better", "worse", "tied"}:
+        return "not tested"
     if short == "tied":
         return "tied at both" if long == "tied" else "appears"
     return "persists" if long == short else "shrinks" if long == "tied" else "flips"
@@ -92,19 +95,21 @@ def section_budget(ctx: Context) -> str:
                     if pd.notna(r["rho"])
                     else "not computed (fewer than 3 activations, or all equal)"
                 ),
-                **{fate: int(fates.get(fate, 0)) for fate in ("persists", "shrinks", "flips", "appears")},
+                **{fate: int(fates.get(fate, 0)) for fate in ("persists", "shrinks", "flips", "appears", "not tested")},
             }
         )
     note = (
         f"The same settings, activations and learning rates at the shorter budget, from {ctx.short_source}, against "
         "this suite's runs. Spearman's rho is the rank correlation of the activations' mean final test "
         f"{ctx.metric.label} between the two budgets (1: the same order; an activation without an ok run ranks "
-        f"last), with a 95 % percentile bootstrap interval over seeds ({RESAMPLES} resamples; each budget's seeds "
-        "drawn with replacement, all activations together). Verdicts against ReLU (paired by seed, Holm within the "
+        f"last), with a 95 % percentile bootstrap interval over seeds ({RESAMPLES} resamples, all activations "
+        "together; a seed both budgets ran is one draw for both, as it is the same initial weights and data order, "
+        "and a seed only one ran is drawn for that one alone). Verdicts against ReLU (paired by seed, Holm within the "
         "setting) at the short budget as its own report gives them (all its seeds and activations) and at this one: "
         "**persists** (the same difference), **shrinks** (a difference there, no evidence here; the mean difference "
         "may even change sign), **flips** (the opposite difference here), **appears** (no evidence there, a "
-        "difference here). With fewer seeds here, a difference must be larger to be found, and the Holm family "
+        "difference here), **not tested** (a run on one side did not learn at either budget). With fewer seeds "
+        "here, a difference must be larger to be found, and the Holm family "
         "differs (there all the shorter suite's activations, here this suite's): a verdict at the threshold can "
         "shrink or appear for that alone. Read the intervals."
     )

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from bench import provenance
-from bench.analysis import frames, stats
+from bench.analysis import frames, outcomes, stats
 from bench.report import comparisons, figures, findings, page, tables
 from bench.report.context import Context, context
 from bench.tasks import BASELINE, Metric
@@ -50,6 +50,11 @@ def against(ctx: Context, name: str) -> pd.DataFrame:
         ctx.runs, ctx.metric.test, baseline=name, test=ctx.paired_test, higher_is_better=higher, by=ctx.pair_by
     )
     flip = {"better": "worse", "worse": "better"}
+    stuck = ~outcomes.tested(tests["better"])  # said again from ``name``'s side: its own seeds first
+    tests.loc[stuck, "better"] = [
+        outcomes.verdict(r.n_pairs, r.n_base_not_learned, r.n_not_learned, r.activation)
+        for r in tests[stuck].itertuples()
+    ]
     return tests.assign(
         setting=ctx.label(tests),
         mean_diff=-tests["mean_diff"],
@@ -133,8 +138,10 @@ def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.Dat
             counts = ", ".join(f"{n} {status}" for status, n in part["status"].value_counts().items())
             lines.append(f"- {setting}: not ranked, no run ended ok ({counts}; see 'Diverged and failed runs').")
         for _, r in ranked.iterrows():
-            rows = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"]) & pairs["p_value"].notna()]
-            base = rows[rows["versus"].eq(BASELINE)]
+            compared = pairs[pairs["activation"].eq(name) & pairs["setting"].eq(r["setting"])]
+            rows = compared[compared["p_value"].notna()]
+            base = compared[compared["versus"].eq(BASELINE) & compared["n_pairs"].ge(2)]
+            stuck = int((~outcomes.tested(compared["better"])).sum())
             if len(base):
                 b = base.iloc[0]
                 versus = f"vs {relu} {findings.difference(b, ctx.metric)} ({b['better']})"
@@ -144,7 +151,9 @@ def _verdicts(ctx: Context, names: list[str], ranks: pd.DataFrame, pairs: pd.Dat
                 f"- {r['setting']}: rank **{r['rank']}** of {r['n_items']} [{r['rank_low']}, {r['rank_high']}], "
                 f"test {ctx.metric.label} {r['mean']:.4f}; {versus}; better than "
                 f"{int(rows['better'].eq('better').sum())} and worse than {int(rows['better'].eq('worse').sum())} of "
-                f"the {len(rows)} others."
+                f"the {len(rows)} others"
+                + (f"; not tested against {stuck} (a run did not learn)" if stuck else "")
+                + "."
             )
         lines.append("")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 
 import activations
-from bench.analysis import stats
+from bench.analysis import outcomes, stats
 from bench.config import Status
 from bench.report import factors, figures, findings, tables
 from bench.report.context import MIN_WILCOXON_PAIRS, Context
@@ -70,7 +70,8 @@ def section_forest(ctx: Context) -> str:
             caption = (
                 f"{setting}: each activation's final test {label} minus {reference}'s, paired by seed, mean (dot) and "
                 "95 % interval (line), sorted; filled green or red where the Holm-adjusted p-value within this "
-                "setting is below 0.05, open grey where there is no evidence of a difference; a far-out mean is an "
+                "setting is below 0.05, open grey where there is no evidence of a difference, an orange cross where "
+                "a run did not learn (no test; the label says unstable or did not learn); a far-out mean is an "
                 "arrow at the edge with its value."
             )
             slug = re.sub(r"[^a-z0-9]+", "_", setting.lower()).strip("_")
@@ -160,6 +161,8 @@ def summary_frame(ctx: Context) -> pd.DataFrame:
     the parameter count with its ratio to ReLU's in the same setting; the best first."""
     higher = ctx.metric.higher_is_better
     table = stats.summarize(ctx.runs, ctx.metric.test, by=ctx.by)
+    stuck = ctx.runs.assign(n_not_learned=outcomes.not_learned(ctx.runs, ctx.setting_cols, ctx.metric))
+    table = table.merge(stuck.groupby(ctx.by, dropna=False)["n_not_learned"].sum().reset_index(), on=ctx.by)
     table["mark"] = stats.best_marks(table, group=ctx.setting_cols, higher_is_better=higher)
     table["setting"] = ctx.label(table)
     if "parameters" in ctx.runs.columns:
@@ -186,7 +189,9 @@ def section_accuracy(ctx: Context) -> str:
     """The final test metric per activation with interval and parameter count, sorted; "best" only where it is."""
     table = summary_frame(ctx)
     note = (
-        "`n` counts ok runs; diverged and failed runs are counted, not averaged. **best** is marked only where the "
+        "`n` counts ok runs; diverged and failed runs are counted, not averaged; `n_not_learned` counts the ok runs "
+        f"that did not learn (final validation {ctx.metric.label} under a tenth of the way from chance to the "
+        "setting's best mean: see 'Runs that did not learn'), which are in the mean. **best** is marked only where the "
         "top interval does not overlap the runner-up's; otherwise the top activations are `tied`. `parameters` is the "
         f"network's size with that activation; `x {BASELINE}` marks a network whose size differs from {BASELINE}'s "
         "(maxout widens the layer before it; maxout_matched is narrowed back to ReLU's count)."

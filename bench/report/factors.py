@@ -69,7 +69,7 @@ def _against(ctx: Context, name: str, reference: str, gap: bool = False) -> pd.D
 def _effect(row: pd.Series, metric: Metric, kind: str = "test", suffix: str = "") -> str:
     """``+0.31 pt [+0.10, +0.52], better``: a paired difference (columns ending in ``suffix``) of the test metric or
     the gap (``kind``) with its verdict."""
-    verdict = VERDICT_WORDS[kind].get(row[f"better{suffix}"], "no evidence")
+    verdict = VERDICT_WORDS[kind].get(row[f"better{suffix}"], row[f"better{suffix}"])  # else: no evidence, unstable
     return f"{findings.difference(row, metric, suffix)}, {verdict}"
 
 

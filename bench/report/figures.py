@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 import activations
+from bench.analysis import outcomes
 from bench.report.findings import unit_words
 from bench.tasks import BASELINE, Metric
 
@@ -177,8 +178,9 @@ def lr_sensitivity(val: pd.DataFrame, colors: Palette, metric: Metric) -> plt.Fi
 
 def forest(rows: pd.DataFrame, title: str, metric: Metric, xlabel: str) -> plt.Figure:
     """One setting's paired differences to ReLU in the metric's unit (mean and interval per activation, sorted), zero
-    line drawn; green and filled where Holm says better, red where worse, grey otherwise. A far-out mean is drawn at
-    the axis edge as an arrow with its value; ``label`` names each row."""
+    line drawn; green and filled where Holm says better, red where worse, grey otherwise, an orange cross where a run
+    did not learn (no test: unstable, or did not learn). A far-out mean is drawn at the axis edge as an arrow with its
+    value; ``label`` names each row."""
     rows = rows.dropna(subset=["mean_diff"]).sort_values("mean_diff").reset_index(drop=True)
     mean, low, high = (metric.scale * rows[c] for c in ("mean_diff", "ci_low", "ci_high"))
     lo_fence, hi_fence = fences(mean)
@@ -187,7 +189,11 @@ def forest(rows: pd.DataFrame, title: str, metric: Metric, xlabel: str) -> plt.F
     right = max(0.0, high[inside].max(skipna=True) if inside.any() else 0.0, mean[inside].max())
     pad = 0.06 * max(right - left, 0.1)
     left, right = left - pad, right + pad
-    colour = rows["better"].map({"better": "C2", "worse": "C3"}).fillna("0.55")
+    stuck = ~outcomes.tested(rows["better"])
+    colour = rows["better"].map({"better": "C2", "worse": "C3"}).fillna("0.55").where(~stuck, "C1")
+    labels = rows["label"].where(
+        ~stuck, rows["label"] + " (" + rows["better"].str.replace(r" \(.*", "", regex=True) + ")"
+    )
     y = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(6.4, 1.1 + 0.24 * len(rows)), layout="constrained")
     ax.axvline(0.0, color="0.2", lw=1, zorder=1)
@@ -195,7 +201,12 @@ def forest(rows: pd.DataFrame, title: str, metric: Metric, xlabel: str) -> plt.F
         ax.plot([low[i], high[i]], [i, i], color=colour[i], lw=1.6, zorder=2, solid_capstyle="butt")
         significant = rows["better"][i] in ("better", "worse")
         if left <= mean[i] <= right:  # far out or not, it fits the axis the others set
-            ax.scatter(mean[i], i, s=30, zorder=3, color=colour[i], facecolors=colour[i] if significant else "white")
+            if stuck[i]:
+                ax.scatter(mean[i], i, s=40, zorder=3, color=colour[i], marker="X")
+            else:
+                ax.scatter(
+                    mean[i], i, s=30, zorder=3, color=colour[i], facecolors=colour[i] if significant else "white"
+                )
         else:
             edge, marker = (left, "<") if mean[i] < left else (right, ">")
             ax.scatter(edge, i, s=40, marker=marker, color=colour[i], zorder=3, clip_on=False)
@@ -210,7 +221,7 @@ def forest(rows: pd.DataFrame, title: str, metric: Metric, xlabel: str) -> plt.F
             )
     ax.set_xlim(left, right)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_yticks(y, rows["label"])
+    ax.set_yticks(y, labels)
     ax.set_xlabel(f"{xlabel} ({unit_words(metric)[2]}), paired by seed, 95 % interval")
     ax.set_title(wrap(title, 70))
     ax.grid(axis="y", visible=False)

@@ -3,14 +3,16 @@
 The input is :func:`bench.analysis.stats.paired_tests` (paired by seed, Holm within each setting) with a ``setting``
 label and each activation's parameter count relative to ReLU's in that setting (``params_ratio``). A sentence says
 "better" or "worse" only where the Holm-adjusted p-value is below 0.05; an activation whose interval excludes zero
-before the correction but not after is named as such, never counted as a difference. Differences are in the
-runs' metric's unit (:class:`bench.tasks.Metric`).
+before the correction but not after is named as such, never counted as a difference. A comparison in which a run
+did not learn has no test: it is named "unstable (k of n seeds did not learn)" or "did not learn". Differences are
+in the runs' metric's unit (:class:`bench.tasks.Metric`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from bench.analysis import outcomes
 from bench.tasks import BASELINE, Metric
 
 MAX_NAMED = 8  # beyond this many activations in one sentence, the rest are counted
@@ -80,15 +82,18 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: 
     better = gain[gain["better"].eq("better")].sort_values("_gain", ascending=False)
     worse = gain[gain["better"].eq("worse")].sort_values("_gain")
     tied = gain[gain["better"].eq("no evidence")].sort_values("_gain", ascending=False)
-    n = len(tested)
+    stuck = gain[~outcomes.tested(gain["better"])]
+    n, n_tests = len(tested), len(tested) - len(stuck)
     pairs = int(tested["n_pairs"].median()) if n else 0
     test = "paired t-test" if (tested["test"] == "ttest").all() else "Wilcoxon signed-rank test"
-    holm = f"Holm over these {n}" if n > 1 else "one comparison: no correction"
+    holm = f"Holm over the {n_tests} tested" if n_tests > 1 else "one test: no correction"
     lines = [
         f"- **{setting}** ({reference}; {counted(n, 'activation')} compared with {against} over "
         f"{counted(pairs, 'seed')}, "
         f"two-sided {test}, {holm}): {len(better)} better, {len(worse)} worse, {len(tied)} without "
-        "evidence of a difference."
+        "evidence of a difference"
+        + (f", {len(stuck)} not tested because a run did not learn" if len(stuck) else "")
+        + "."
     ]
     if not better.empty:
         lines.append(f"  - Better than {against}: {_named(better, metric)}.")
@@ -111,6 +116,14 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: 
                 f"{n} comparisons"
             )
         lines.append(text + ".")
+    if not stuck.empty:
+        listed = [f"{effect(r, metric)}, {r['better']}" for _, r in stuck.head(MAX_NAMED).iterrows()]
+        more = f"; and {len(stuck) - MAX_NAMED} more" if len(stuck) > MAX_NAMED else ""
+        lines.append(
+            f"  - Not tested, because a run did not learn (its final validation {metric.label} under a tenth of the "
+            f"way from chance to the setting's best; a mean over a bimodal outcome says nothing): "
+            f"{'; '.join(listed)}{more}."
+        )
     untested = tests[tests["n_pairs"] < 2]
     if not untested.empty:
         names = ", ".join(untested["activation"])
@@ -133,7 +146,7 @@ def capacity_findings(
         parts = []
         for name in (wide, matched):
             row = rows[rows["activation"].eq(name)].iloc[0]
-            verdict = {"better": "better", "worse": "worse"}.get(row["better"], "no evidence of a difference")
+            verdict = {"no evidence": "no evidence of a difference"}.get(row["better"], row["better"])
             parts.append(f"{effect(row, metric)}{capacity_note(row['params_ratio']) or ' (ReLU-sized)'}, {verdict}")
         lines.append(f"  - {setting}: {parts[0]}; {parts[1]}.")
     return "\n".join(lines)
@@ -184,6 +197,7 @@ def markdown(
         return ""
     tested = tests[tests["n_pairs"] >= 2]
     better, worse = int(tested["better"].eq("better").sum()), int(tested["better"].eq("worse").sum())
+    stuck = int((~outcomes.tested(tested["better"])).sum())
     settings = list(dict.fromkeys(tests["setting"]))
     scope = "In the one setting" if len(settings) == 1 else f"Over the {len(settings)} settings"
     unit = unit_words(metric)[2]
@@ -195,7 +209,14 @@ def markdown(
         f"weights, data order and dropout masks), with a 95 % interval of the mean difference in {unit}. "
         "A difference is claimed only where the Holm-adjusted p-value (the family: the activations of one "
         f"setting) is below 0.05. {scope}, {better + worse} of {counted(len(tested), 'comparison')} "
-        f"{'differs' if better + worse == 1 else 'differ'} from ReLU: {better} better, {worse} worse."
+        f"{'differs' if better + worse == 1 else 'differ'} from ReLU: {better} better, {worse} worse"
+        + (
+            f"; {stuck} {'is' if stuck == 1 else 'are'} not tested because a run on one side did not learn "
+            "(unstable where some seeds learned)"
+            if stuck
+            else ""
+        )
+        + "."
     )
     bullets = []
     for s in settings:

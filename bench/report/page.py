@@ -17,7 +17,7 @@ import seaborn as sns
 
 import activations
 from bench import checks, provenance
-from bench.analysis import claims, frames
+from bench.analysis import claims, frames, outcomes
 from bench.config import BUNDLE_FILE, Status
 from bench.report import budget, comparisons, factors, figures, grids, tables, tuned
 from bench.report.context import Context
@@ -104,6 +104,29 @@ def section_failures(ctx: Context) -> str:
     return "\n".join([*lines, "", tables.failures_table(bad.assign(setting=ctx.label(bad))), ""])
 
 
+def section_not_learned(ctx: Context) -> str:
+    """Every run that ended ok but did not learn (:mod:`bench.analysis.outcomes`), named with how far it went."""
+    metric = ctx.metric
+    went = outcomes.progress(ctx.runs, ctx.setting_cols, metric)
+    stuck = ctx.runs[went.lt(outcomes.LEARNED)]
+    lines = ["## Runs that did not learn", ""]
+    rule = (
+        f"A run that ended ok did not learn when its final validation {metric.label} went less than a tenth of the way "
+        "from chance to the best mean of its setting (the best activation there, at its rate); such a run is in the "
+        "means but no paired test is made with it: the comparison is *unstable (k of n seeds did not learn)*, or "
+        "*did not learn* where no seed did."
+    )
+    if stuck.empty:
+        return "\n".join([*lines, f"None of the {int(went.notna().sum())} ok runs. {rule}", ""])
+    shown = stuck.assign(
+        setting=ctx.label(stuck), progress=went[stuck.index], **{f"val {metric.name}": stuck[metric.val]}
+    )
+    columns = ["key", "setting", "activation", "seed", "lr", f"val {metric.name}", "progress"]
+    table = tables.markdown_table(shown[columns], {"lr": "g", f"val {metric.name}": ".4f", "progress": ".3f"})
+    head = f"{len(stuck)} of {int(went.notna().sum())} ok runs. {rule} `progress`: 0 at chance, 1 at the best mean."
+    return "\n".join([*lines, head, "", table, ""])
+
+
 def section_activations(ctx: Context, names: list[str] | None = None) -> str:
     """Gallery of f and f' and the property cards of the suite's activations (or of ``names``)."""
     names = names or ctx.activations
@@ -168,6 +191,7 @@ SECTIONS: tuple[Section, ...] = (
     grids.section_lr,
     grids.section_gradient_flow,
     section_failures,
+    section_not_learned,
     section_activations,
     section_files,
 )

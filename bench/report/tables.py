@@ -169,7 +169,8 @@ def accuracy_table(summary: pd.DataFrame, metric: Metric) -> str:
     ]
     bits = ["in bits"] if metric.unit == "nats" else []  # a loss in nats is read in bits too (bits per character)
     shown["in bits"] = summary["mean"] / math.log(2)
-    columns = ["setting", "activation", "n", test, *bits, "std", "parameters", "n_diverged", "n_failed", "mark"]
+    columns = ["setting", "activation", "n", test, *bits, "std", "parameters", "n_diverged", "n_failed"]
+    columns += [*(["n_not_learned"] if "n_not_learned" in shown.columns else []), "mark"]
     return markdown_table(shown[columns], {"std": ".4f", "in bits": ".4f"})
 
 

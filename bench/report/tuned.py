@@ -113,8 +113,8 @@ def section_flips(ctx: Context) -> str:
     both["rerun"] = both["flipped"] & both["same_rates"]
     counts = both.groupby("setting", sort=False).agg(
         compared=("activation", "size"),
-        differ_shared=("verdict_shared", lambda v: int(v.ne("tied").sum())),
-        differ_tuned=("verdict_tuned", lambda v: int(v.ne("tied").sum())),
+        differ_shared=("verdict_shared", lambda v: int(v.isin(["better", "worse"]).sum())),
+        differ_tuned=("verdict_tuned", lambda v: int(v.isin(["better", "worse"]).sum())),
         flipped=("flipped", "sum"),
         rerun=("rerun", "sum"),
         own_rate=("own_rate", "sum"),
@@ -171,7 +171,7 @@ def side_by_side(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], sid
     cols = [*keys, "mean_diff", "ci_low", "ci_high", "better", "n_pairs"]
     both = before[cols].merge(after[cols], on=keys, suffixes=tuple(f"_{side}" for side in sides))
     both = both[both[f"n_pairs_{sides[0]}"].ge(2) & both[f"n_pairs_{sides[1]}"].ge(2)]
-    return both.assign(**{f"verdict_{side}": both[f"better_{side}"].map(VERDICT) for side in sides})
+    return both.assign(**{f"verdict_{side}": both[f"better_{side}"].map(lambda b: VERDICT.get(b, b)) for side in sides})
 
 
 def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
