@@ -132,6 +132,8 @@ class RunSpec:
     beta2: float = 0.999  # Adam's and AdamW's second-moment decay (torch's default; nanoGPT's small models use 0.99)
     clip: float = 0.0  # the gradients' global norm is clipped to this before every step; 0 = off
     warmup: int = 0  # optimizer steps of linear warm-up (the warmup_cosine schedule)
+    # training images used: a fixed subset of the training part, the same for every run (data.subset); 0 = all of it
+    train_size: int = 0
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)
@@ -170,7 +172,7 @@ class RunSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("seed", "patience", "warmup"):
+        for name in ("seed", "patience", "warmup", "train_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
@@ -179,6 +181,8 @@ class RunSpec:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
             set_(name, float(value))
+        if self.train_size and self.task != tasks.DEFAULT_TASK:
+            raise ConfigError(f"train_size applies to the {tasks.DEFAULT_TASK} task only, not {self.task!r}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:

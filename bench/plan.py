@@ -11,7 +11,8 @@ from typing import Any
 
 from bench.config import GRID_TUNE_KEY, ConfigError, RunSpec, _expanded, suite_path
 
-TUNE_KEYS = ("lr", "seeds", "shared")  # a [tune] table: the default grid of rates, the tuning seeds, shared-rate runs
+# a [tune] table: the default grid of rates, the tuning seeds, the runs at shared rates, the runs published before
+TUNE_KEYS = ("lr", "seeds", "shared", "before")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Plan:
     grids: dict[str, tuple[float, ...]] = field(default_factory=dict)  # evaluation spec key -> its grid of rates
     tune_seeds: tuple[int, ...] = ()
     shared: str | None = None  # a bundle of ``specs`` at the suite's own (shared) rates, to compare verdicts with
+    before: str | None = None  # this suite's bundle as published before, on fewer tuning seeds: choices, verdicts
     short: str | None = None  # a bundle of the same settings at fewer epochs ([budget] short), to compare rankings with
 
     @property
@@ -56,9 +58,12 @@ def _rates(value: Any, where: str) -> tuple[float, ...]:
     return tuple(sorted(float(v) for v in value))
 
 
-def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | None, tuple[int, ...], str | None]:
-    """A suite's ``[tune]`` table, checked: its default grid of rates (None if each grid gives its own), its seeds, and
-    the bundle of its runs at the shared rates (a path from the working directory, or None)."""
+def _tune_table(
+    doc: dict[str, Any], path: Path
+) -> tuple[tuple[float, ...] | None, tuple[int, ...], str | None, str | None]:
+    """A suite's ``[tune]`` table, checked: its default grid of rates (None if each grid gives its own), its seeds,
+    the bundle of its runs at the shared rates and the bundle published before (paths from the working directory, or
+    None)."""
     tune = doc.pop("tune")
     if not isinstance(tune, dict):
         raise ConfigError(f"suite {str(path)!r}: [tune] must be a table with lr and seeds")
@@ -68,10 +73,11 @@ def _tune_table(doc: dict[str, Any], path: Path) -> tuple[tuple[float, ...] | No
     if not isinstance(seeds, list) or not seeds or not all(isinstance(t, int) and t >= 0 for t in seeds):
         raise ConfigError(f"suite {str(path)!r}: [tune] seeds must be a list of non-negative integers, got {seeds!r}")
     grid = _rates(tune["lr"], f"suite {str(path)!r}: [tune] lr") if "lr" in tune else None
-    shared = tune.get("shared")
-    if shared is not None and (not isinstance(shared, str) or not shared.strip()):
-        raise ConfigError(f"suite {str(path)!r}: [tune] shared must be the path of a runs bundle, got {shared!r}")
-    return grid, tuple(dict.fromkeys(seeds)), shared
+    bundles = {name: tune.get(name) for name in ("shared", "before")}
+    for name, where in bundles.items():
+        if where is not None and (not isinstance(where, str) or not where.strip()):
+            raise ConfigError(f"suite {str(path)!r}: [tune] {name} must be the path of a runs bundle, got {where!r}")
+    return grid, tuple(dict.fromkeys(seeds)), bundles["shared"], bundles["before"]
 
 
 def _budget_table(doc: dict[str, Any], path: Path) -> str | None:
@@ -95,8 +101,8 @@ def load_plan(name_or_path: str, overrides: dict[str, Any] | None = None) -> Pla
         return Plan(list(dict.fromkeys(spec for _, specs in grids for spec in specs)), short=short)
     if "lr" in (overrides or {}):
         raise ConfigError(f"suite {str(path)!r} chooses each activation's learning rate ([tune]): drop --lr")
-    default, seeds, shared = _tune_table(doc, path)
-    plan = Plan([], {}, seeds, shared, short)
+    default, seeds, shared, before = _tune_table(doc, path)
+    plan = Plan([], {}, seeds, shared=shared, short=short, before=before)
     for i, (grid, specs) in enumerate(grids, start=1):
         where = f"suite {str(path)!r} grid {i}: {GRID_TUNE_KEY}"
         rates = _rates(grid[GRID_TUNE_KEY], where) if GRID_TUNE_KEY in grid else default

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--warmup", metavar="N", help="steps of linear warm-up of the warmup_cosine schedule (default 0)")
     how.add_argument("--batch-size", metavar="N", help="examples per step (default 128)")
     how.add_argument("--epochs", metavar="N", help="passes over the training set (default 10)")
+    how.add_argument(
+        "--train-size",
+        metavar="N",
+        help="train on a fixed subset of N training images, the same in every run (default 0: all)",
+    )
     how.add_argument("--loss", metavar="NAMES", help=f"loss(es) (default cross_entropy; {NAMES})")
     how.add_argument("--seeds", metavar="N", type=int, help="seeds 0..N-1 (default: seed 0)")
     how.add_argument("--seed", metavar="LIST", help="explicit seeds, e.g. 0,1,2")

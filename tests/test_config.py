@@ -100,6 +100,9 @@ def test_key_is_stable_across_processes_and_hash_seeds():
         ({"device": "tpu"}, "unknown device"),
         ({"amp": "bf16"}, "needs a CUDA device"),
         ({"learning_rate": 0.1}, "unknown RunSpec field 'learning_rate'"),
+        ({"train_size": -1}, "train_size must be a non-negative integer"),
+        ({"train_size": 1.5}, "train_size must be a non-negative integer"),
+        ({"task": "char_lm", "train_size": 100}, "train_size applies to the image_classification task only"),
     ],
 )
 def test_bad_values_name_the_problem(values, message):

@@ -82,6 +82,21 @@ def test_validation_split_is_fixed_disjoint_and_taken_from_the_training_file(mni
     assert torch.equal(again.train_y, mnist.train_y)
 
 
+def test_a_training_subset_is_fixed_the_same_in_every_run_and_leaves_the_rest_alone(mnist):
+    small = data.subset(mnist, 1000)
+    assert small.train_x.shape == (1000, 1, 28, 28) and len(small.train_y) == 1000
+    again = data.subset(mnist, 1000)
+    assert torch.equal(small.train_x, again.train_x) and torch.equal(small.train_y, again.train_y)
+    rows = {bytes(x.numpy()) for x in mnist.train_x}  # every image of the subset is a training image ...
+    assert all(bytes(x.numpy()) in rows for x in small.train_x[:50])
+    assert len(set(small.train_y.tolist())) == 10  # ... drawn at random, not the first 1,000 in file order
+    assert not torch.equal(small.train_x, mnist.train_x[:1000])
+    for name in ("val_x", "val_y", "test_x", "test_y", "mean", "std"):
+        assert getattr(small, name) is getattr(mnist, name)
+    with pytest.raises(data.DataError, match="train_size 60000 is more than its 55000 training images"):
+        data.subset(mnist, 60000)
+
+
 def test_decoded_once_per_process(data_dir):
     first = data.load("mnist", data_dir)
     hits = data._decode.cache_info().hits

@@ -4,6 +4,7 @@ rank agreement between two budgets, the activation x regularizer interaction, th
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 from test_report import GRID, synthetic_store, write_suite
 
 from bench import provenance
@@ -105,7 +106,7 @@ def test_the_budget_section_gives_rho_and_what_became_of_each_verdict(tmp_path):
     assert text.startswith("## Do the rankings hold with 4x the epochs?")
     row = next(line for line in text.splitlines() if line.startswith("| mnist/mlp | 2 -> 8 | 5 | 3 / 3 | 0.20 ["))
     low, high = (float(x) for x in row.split("[")[1].split("]")[0].split(", "))
-    assert low <= 0.2 <= high and row.endswith("| 1 | 1 | 1 | 1 |")  # persists, shrinks, flips, appears
+    assert low <= 0.2 <= high and row.endswith("| 1 | 1 | 1 | 1 | 0 |")  # persists, shrinks, flips, appears, not tested
     fates = budget.verdicts(ctx).set_index("activation")["fate"].to_dict()
     assert fates == {"elu": "persists", "tanh": "flips", "gelu": "shrinks", "sigmoid": "appears"}
     assert "of the 3 differences from relu at the short budget, 1 persist, 1 shrink" in text.lower()
@@ -144,7 +145,7 @@ def test_the_interaction_is_stated_where_the_activations_gain_differently(tmp_pa
     table = effects.interaction(ctx.runs, "regularizer", "none", "test_acc", ["dataset", "model"])
     assert table.iloc[0]["p_holm"] < 0.001 and list(table.iloc[0]["gains"]) == ["relu", "elu", "tanh"]
     text = factors.section_findings(ctx)
-    assert "**dropout**: the activations gain differently (F(2, 9) = " in text
+    assert "**dropout**: the activations gain differently (F(2, 6) = " in text
     assert "mean gains relu +2.0" in text and "tanh +0.0" in text and ": 2.00 pt apart" in text
 
 
@@ -153,8 +154,23 @@ def test_no_interaction_is_claimed_where_they_gain_alike(tmp_path):
     table = effects.interaction(ctx.runs, "regularizer", "none", "test_acc", ["dataset", "model"])
     assert table.iloc[0]["p_holm"] > 0.05
     text = factors.section_findings(ctx)
-    assert "dropout: no evidence that the activations gain differently (F(2, 9) = " in text
+    assert "dropout: no evidence that the activations gain differently (F(2, 6) = " in text
     assert "- **relu** (mnist/mlp; none: test 0.8500" in text and "dropout: test +1.0" in text
+
+
+def test_the_interaction_is_blocked_by_seed():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(6, 2))
+    f_value, p_value, df_between, df_within = effects.blocked_anova(values)
+    paired = scipy_stats.ttest_rel(values[:, 0], values[:, 1])  # two items: F is the paired t squared
+    assert (df_between, df_within) == (1, 5)
+    assert f_value == pytest.approx(paired.statistic**2) and p_value == pytest.approx(paired.pvalue)
+    seeds = np.array([[-3.0], [0.0], [3.0], [-1.0], [2.0]])  # a seed's gain moves every item alike
+    shifted = seeds + np.array([0.0, 0.1, 0.2]) + rng.normal(0, 0.01, size=(5, 3))
+    assert effects.blocked_anova(shifted)[1] < 1e-6  # blocked: the 0.1 steps are plain
+    assert scipy_stats.f_oneway(*shifted.T).pvalue > 0.5  # unblocked, the seeds' spread hides them
+    assert effects.blocked_anova(np.ones((4, 3)))[:2] == (0.0, 1.0)
+    assert np.isnan(effects.blocked_anova(np.ones((1, 3)))[0])
 
 
 def test_gains_pair_each_run_with_its_seeds_run_without_the_regularizer():

@@ -356,3 +356,52 @@ def test_the_report_names_each_verdict_that_tuning_flips(tmp_path):
     suite.write_text(text.replace(str(shared), str(tmp_path / "nowhere")))  # the shared runs missing: said, no crash
     out = command.build(str(suite), store, tmp_path / "out2", timing=False, sections=[tuned.section_flips]).read_text()
     assert "No runs at the shared rates to compare with" in out and "nowhere" in out
+
+
+def test_the_report_names_each_rate_and_verdict_that_a_second_tuning_seed_changes(tmp_path):
+    """Published before on tuning seed 100, where tanh's 1e-3 won by luck (0.97 against 0.95) and tanh was worse than
+    ReLU at it; a second seed (101) does not learn at 1e-3, so tanh now trains at 3e-4 and ties with ReLU. ReLU
+    keeps 1e-3: one rate moved, one verdict changed, not at the same rates."""
+    suite, before = tmp_path / "tuned.toml", tmp_path / "one-seed"
+    text = TUNED.replace("seeds = 2", "seeds = 3").replace("lr = [1e-4, 1e-3]", "lr = [1e-4, 3e-4, 1e-3, 3e-3]")
+    suite.write_text(text)  # as published before: one tuning seed
+    plan = load_plan(str(suite))
+    best = {"relu": 1e-3, "tanh": 3e-4}
+
+    def tuning_val(spec) -> float:
+        if spec.activation == "tanh" and spec.lr == 1e-3:
+            return 0.97 if spec.seed == 100 else 0.1  # lucky on seed 100, stuck at chance on 101
+        return 0.95 if spec.lr == best[spec.activation] else 0.9
+
+    worse = lambda spec: 0.90 - 0.001 * spec.seed  # noqa: E731 (5 pt below ReLU)
+    tie = lambda spec: 0.95 + 0.001 * (spec.seed - 1)  # noqa: E731 (no evidence)
+    with Store(tmp_path / "before.sqlite") as db:
+        keys = []
+        for spec in plan.tuning():
+            _save(db, spec, tuning_val(spec), 0.5)
+            keys.append(spec.key)
+        for spec in plan.specs:
+            lr = 1e-3
+            run = dataclasses.replace(spec, lr=lr)
+            _save(db, run, 0.95, 0.95 if spec.activation == "relu" else worse(spec))
+            keys.append(run.key)
+    bundle.write(tmp_path / "before.sqlite", keys, before / "runs.jsonl.gz", "tuned", "0ldc0de")
+    suite.write_text(text.replace("seeds = [100]", f"seeds = [100, 101]\nbefore = '{before}'"))
+    plan = load_plan(str(suite))
+    store = tmp_path / "s.sqlite"
+    with Store(store) as db:
+        for spec in plan.tuning():
+            _save(db, spec, tuning_val(spec), 0.5)
+        for spec in plan.specs:
+            run = dataclasses.replace(spec, lr=best[spec.activation])
+            _save(db, run, 0.95, 0.95 if spec.activation == "relu" else tie(spec))
+    out = command.build(str(suite), store, tmp_path / "out", timing=False, sections=[tuned.section_before]).read_text()
+    assert "## What the added tuning seeds changed" in out and "0ldc0de" in out
+    assert "1 chosen rate of 2 moved; 1 verdict against ReLU of 1 comparison changed, 0 of them" in out
+    assert "| mnist/mlp | tanh | 0.001 | 0.0003 |" in out
+    assert re.search(
+        r"\| tanh \| worse, -5\.\d\d pt [^|]+\| tied, \+0\.00 pt [^|]+\| 0.001 -> 0.0003 \(0.001 -> 0.001\) \|", out
+    )
+    suite.write_text(text.replace("seeds = [100]", f"seeds = [100, 101]\nbefore = '{tmp_path / 'nowhere'}'"))
+    out = command.build(str(suite), store, tmp_path / "out2", timing=False, sections=[tuned.section_before]).read_text()
+    assert "No runs published before to compare with" in out and "nowhere" in out

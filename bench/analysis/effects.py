@@ -44,31 +44,27 @@ def interaction(
     higher_is_better: bool = True,
 ) -> pd.DataFrame:
     """Whether the items (activations) gain differently from each level of ``factor`` over ``reference``: per setting
-    and level, a one-way ANOVA of the per-seed gains (:func:`gains`) across items, which is the test of the item x
-    factor interaction for that level; ``p_holm`` within each setting (the family: its levels). ``spread`` is the
-    largest minus the smallest mean gain, ``gains`` each item's mean gain (the best first). Items with fewer than 2
-    gains are left out; a level with fewer than 2 items left has NaN statistics, one whose gains are all equal
-    F = 0, p = 1."""
+    and level, the test of the item x factor interaction for that level, an analysis of variance of the per-seed
+    gains (:func:`gains`) across items blocked by seed (:func:`blocked_anova`: a seed's runs share their data order,
+    so its gains are paired across items); ``p_holm`` within each setting (the family: its levels). ``spread`` is the
+    largest minus the smallest mean gain, ``gains`` each item's mean gain (the best first), both over the seeds every
+    item has a gain for. Items with fewer than 2 gains are left out; a level with fewer than 2 items or seeds left
+    has NaN statistics, one whose items' mean gains are all equal F = 0, p = 1."""
     setting = list(setting)
     rows = []
     for keys, level in gains(runs, factor, reference, metric, setting, item).groupby([*setting, factor], sort=False):
-        by_item = {name: g["gain"].to_numpy() for name, g in level.groupby(item, sort=False) if len(g) >= 2}
-        means = pd.Series({name: values.mean() for name, values in by_item.items()}, dtype=float)
-        if len(by_item) < 2:
-            f_value = p_value = np.nan
-        elif np.ptp(np.concatenate(list(by_item.values()))) == 0:  # every gain equal: no difference between items
-            f_value, p_value = 0.0, 1.0
-        else:
-            f_value, p_value = sps.f_oneway(*by_item.values())
-        n = sum(len(v) for v in by_item.values())
+        table = level.pivot_table(index="seed", columns=item, values="gain", aggfunc="mean", sort=False)
+        table = table.loc[:, table.count().ge(2)].dropna()  # items with 2 gains, then the seeds every one has
+        f_value, p_value, df_between, df_within = blocked_anova(table.to_numpy())
+        means = table.mean()
         rows.append(
             {
                 **dict(zip([*setting, factor], keys if isinstance(keys, tuple) else (keys,), strict=True)),
-                "F": float(f_value),
-                "df_between": len(by_item) - 1,
-                "df_within": n - len(by_item),
-                "p_value": float(p_value),
-                "n_items": len(by_item),
+                "F": f_value,
+                "df_between": df_between,
+                "df_within": df_within,
+                "p_value": p_value,
+                "n_items": table.shape[1],
                 "spread": means.max() - means.min() if len(means) else np.nan,
                 "gains": means.sort_values(ascending=not higher_is_better).to_dict(),
             }
@@ -79,6 +75,26 @@ def interaction(
     out = pd.DataFrame(rows)
     out["p_holm"] = out.groupby(setting, dropna=False)["p_value"].transform(holm) if setting else holm(out["p_value"])
     return out[columns]
+
+
+def blocked_anova(values: np.ndarray) -> tuple[float, float, int, int]:
+    """F, p, and the degrees of freedom of the columns' (items') effect in a seeds x items table with one value per
+    cell, seeds as blocks (a randomized complete block design: the residual is the item x seed interaction). NaN
+    statistics with fewer than 2 seeds or items; F = 0, p = 1 where the column means are all equal."""
+    n, k = values.shape
+    if n < 2 or k < 2:
+        return np.nan, np.nan, max(k - 1, 0), max((k - 1) * (n - 1), 0)
+    grand = values.mean()
+    ss_items = n * ((values.mean(axis=0) - grand) ** 2).sum()
+    ss_seeds = k * ((values.mean(axis=1) - grand) ** 2).sum()
+    ss_residual = max(((values - grand) ** 2).sum() - ss_items - ss_seeds, 0.0)
+    df_items, df_residual = k - 1, (k - 1) * (n - 1)
+    if np.isclose(ss_items, 0.0, atol=1e-15):
+        return 0.0, 1.0, df_items, df_residual
+    if ss_residual == 0:
+        return np.inf, 0.0, df_items, df_residual
+    f_value = (ss_items / df_items) / (ss_residual / df_residual)
+    return float(f_value), float(sps.f.sf(f_value, df_items, df_residual)), df_items, df_residual
 
 
 def _seed_matrix(runs: pd.DataFrame, metric: str, items: list[str], item: str) -> pd.DataFrame:

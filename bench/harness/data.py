@@ -10,6 +10,7 @@ lives on the device as one tensor: no DataLoader, no per-sample Python.
 """
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -31,6 +32,7 @@ from bench.tasks import IMAGE_CLASSES
 
 VAL_SIZE = 5000  # validation images carved from the training set (10 % instead when the set has <= VAL_SIZE images)
 SPLIT_SEED = 20240611  # seeds the validation split only: the same images for every run, seed and activation
+SUBSET_SEED = SPLIT_SEED + 1  # seeds the training subset of a run with train_size: the same images in every run
 
 
 class _FilesExist:
@@ -102,6 +104,18 @@ def split_indices(n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
     n_val = VAL_SIZE if n_train > VAL_SIZE else max(1, n_train // 10)
     perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(SPLIT_SEED))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+def subset(splits: Splits, n: int) -> Splits:
+    """``splits`` training on ``n`` of its training images: a fixed random subset (SUBSET_SEED), the same for every
+    run, seed and activation, in the training part's order; validation, test and the normalisation statistics (of the
+    whole training part) unchanged. An error where the training part has fewer than ``n`` images."""
+    total = len(splits.train_x)
+    if n > total:
+        raise DataError(f"{splits.name}: train_size {n} is more than its {total} training images")
+    pick = torch.randperm(total, generator=torch.Generator().manual_seed(SUBSET_SEED))[:n].sort().values
+    pick = pick.to(splits.train_x.device)
+    return dataclasses.replace(splits, train_x=splits.train_x[pick], train_y=splits.train_y[pick])
 
 
 def _idx_shape(path: Path, ndim: int) -> list[int]:

@@ -21,7 +21,8 @@ class ImageClassification:
     """Every image of a split lives on the device as uint8; batches are normalised (and augmented) there."""
 
     def load(self, spec: RunSpec, data_dir: str | Path | None, device: torch.device, download: bool) -> data.Splits:
-        return data.load(spec.dataset, data_dir, device=device, download=download)
+        splits = data.load(spec.dataset, data_dir, device=device, download=download)
+        return data.subset(splits, spec.train_size) if spec.train_size else splits
 
     def build(self, spec: RunSpec, splits: data.Splits, act_layer: Callable[[], nn.Module]) -> nn.Module:
         return models.build(

@@ -5,6 +5,7 @@ opens a store."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
@@ -59,6 +60,8 @@ def load(suite: str, store: str | Path, out: str | Path, command: str | None, ti
     ctx.tuning_runs = tuning_runs
     if plan.shared:
         ctx.shared_runs, ctx.shared_source = shared(plan)
+    if plan.before:
+        ctx.before_runs, ctx.before_choices, ctx.before_source = before(plan)
     if plan.short:
         ctx.short_runs, ctx.short_source = short(plan)
     return ctx
@@ -80,6 +83,21 @@ def published(path: str, table: str, specs: Callable[[dict, Path], list[RunSpec]
 def shared(plan: Plan) -> tuple[pd.DataFrame | None, str]:
     """A tuned suite's evaluation runs at its shared rates, from the bundle its ``[tune]`` table names."""
     return published(plan.shared, "[tune]", lambda header, store: plan.specs)
+
+
+def before(plan: Plan) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
+    """A tuned suite's evaluation runs and choices as published before (``[tune] before``), each setting's rate
+    chosen from the tuning seeds that bundle has (the seeds of its runs that are not evaluation seeds)."""
+    chosen: list[pd.DataFrame] = []
+
+    def specs(header: dict, store: Path) -> list[RunSpec]:
+        seeds = set(results.runs(store)["seed"]) - {s.seed for s in plan.specs}
+        found, choices, _ = evaluation(dataclasses.replace(plan, tune_seeds=tuple(sorted(seeds))), store)
+        chosen.append(choices)
+        return found
+
+    runs, source = published(plan.before, "[tune]", specs)
+    return runs, chosen[0] if chosen and runs is not None else None, source
 
 
 def short(plan: Plan) -> tuple[pd.DataFrame | None, str]:

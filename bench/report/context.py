@@ -51,6 +51,9 @@ class Context:
     tuning_runs: pd.DataFrame | None = None  # a tuned suite's tuning runs (its bundle, the sensitivity figure)
     shared_runs: pd.DataFrame | None = None  # a tuned suite's evaluation runs at the shared rates (kept as data)
     shared_source: str = ""  # where they came from, or why there are none
+    before_runs: pd.DataFrame | None = None  # a tuned suite's evaluation runs as published before ([tune] before)
+    before_choices: pd.DataFrame | None = None  # and the rates chosen there, from its fewer tuning seeds
+    before_source: str = ""  # where they came from, or why there are none
     short_runs: pd.DataFrame | None = None  # [budget] short: the same settings' runs at a shorter budget, published
     short_source: str = ""  # where they came from, or why there are none
     own_rates: bool = False  # each activation at its own rate per setting (tuned here, or chosen before)

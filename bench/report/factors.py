@@ -205,7 +205,39 @@ def regularizer_findings(ctx: Context) -> str:
             for _, r in rows.iterrows()
         ]
         bullets.append(f"- **{activation}** ({panel}{ref}):\n  - " + "\n  - ".join(effects_))
-    return "\n".join([head, "", *bullets, "", interaction_findings(ctx)]).rstrip()
+    return "\n".join([head, "", overfitting(ctx), "", *bullets, "", interaction_findings(ctx)]).rstrip()
+
+
+OVERFIT_GAP = 0.05  # a train-test gap (in the metric's own scale) from which a network without regularizer overfits
+
+
+def overfitting(ctx: Context) -> str:
+    """Per panel, whether the network overfits without a regularizer, where a regularizer has something to do: its
+    train-test gap (at least OVERFIT_GAP) and its validation loss rising after its lowest epoch, over the activations
+    and seeds without regularizer."""
+    none = ctx.runs[ctx.runs["regularizer"].eq("none")]
+    panels = [c for c in ctx.setting_cols if c != "regularizer"]
+    loss = stats.curves(ctx.epochs, none, split="val", metric="loss", by=panels)
+    gap = stats.generalisation_gap(none, by=panels)
+    if loss.empty or gap.empty:
+        return ""
+    lines = ["Where a regularizer has something to do: without one, per panel (means over the activations and seeds):"]
+    for (_, g), label in zip(gap.iterrows(), ctx.label(gap.assign(regularizer="none")), strict=True):
+        curve = loss.merge(g[panels].to_frame().T, on=panels).set_index("epoch")["mean"].astype(float)
+        lowest, last = int(curve.idxmin()), int(curve.index.max())
+        rising = curve[last] > curve[lowest] and lowest < last
+        overfits = g["mean"] >= OVERFIT_GAP and rising
+        lines.append(
+            f"- {label}: train-test gap {ctx.metric.diff(g['mean'])}; validation loss lowest at epoch {lowest} "
+            f"({curve[lowest]:.3f}), {curve[last]:.3f} at the end (epoch {last}): "
+            + (
+                "**it overfits**."
+                if overfits
+                else f"it does not overfit by this measure (a gap under {ctx.metric.diff(OVERFIT_GAP)} or a "
+                "validation loss still at its lowest)."
+            )
+        )
+    return "\n".join(lines)
 
 
 def interaction_findings(ctx: Context) -> str:
@@ -218,8 +250,9 @@ def interaction_findings(ctx: Context) -> str:
     if table.empty:
         return ""
     lines = [
-        "Do the activations gain differently? Per regularizer, a one-way ANOVA of the per-seed gains in test "
-        f"{metric.label} (each run minus its seed's run without regularizer) across the activations: the test of the "
+        "Do the activations gain differently? Per regularizer, an analysis of variance of the per-seed gains in test "
+        f"{metric.label} (each run minus its seed's run without regularizer) across the activations, blocked by seed "
+        "(a seed's runs share their data order: the seeds every activation has a gain for): the test of the "
         f"activation x regularizer interaction, Holm over the regularizers; a difference only where p_holm < {ALPHA}."
     ]
     several = len(table.drop_duplicates(panels)) > 1
@@ -234,7 +267,7 @@ def interaction_findings(ctx: Context) -> str:
         gains = ", ".join(f"{a} {metric.diff(g)}" for a, g in r["gains"].items())
         spread = f"mean gains {gains}: {metric.scale * r['spread']:.{metric.decimals}f} {metric.unit} apart"
         if pd.isna(r["p_holm"]):
-            lines.append(f"- {r['_level']}: not tested (fewer than 2 activations with 2 gains).")
+            lines.append(f"- {r['_level']}: not tested (fewer than 2 activations or seeds with gains).")
         elif r["p_holm"] < ALPHA:
             lines.append(f"- **{r['_level']}**: the activations gain differently ({test}): {spread}.")
         else:

@@ -176,6 +176,7 @@ SECTIONS: tuple[Section, ...] = (
     budget.section_longer,
     budget.section_budget,
     tuned.section_flips,
+    tuned.section_before,
     tuned.section_tuning,
     section_claims,
     comparisons.section_forest,

@@ -174,13 +174,16 @@ def side_by_side(before: pd.DataFrame, after: pd.DataFrame, keys: list[str], sid
     return both.assign(**{f"verdict_{side}": both[f"better_{side}"].map(lambda b: VERDICT.get(b, b)) for side in sides})
 
 
+def _chosen(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and activation of ``frame`` (choices, or runs): its rate, with the setting's label."""
+    chosen = frame.drop_duplicates([*ctx.setting_cols, "activation"])
+    return chosen.assign(setting=ctx.label(chosen).to_numpy())[["setting", "activation", "lr"]]
+
+
 def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
     """Per setting and activation: the shared rate, the chosen one, ReLU's chosen one and whether they differ."""
-    chosen = ctx.choices.drop_duplicates([*ctx.setting_cols, "activation"])
-    chosen = chosen.assign(setting=ctx.label(chosen).to_numpy())[["setting", "activation", "lr"]]
-    base = shared.drop_duplicates([*ctx.setting_cols, "activation"])
-    base = base.assign(setting=ctx.label(base).to_numpy())[["setting", "activation", "lr"]]
-    out = base.merge(chosen, on=["setting", "activation"], suffixes=("_shared", "_tuned"))
+    keys = ["setting", "activation"]
+    out = _chosen(ctx, shared).merge(_chosen(ctx, ctx.choices), on=keys, suffixes=("_shared", "_tuned"))
     relu = out[out["activation"].eq(BASELINE)].set_index("setting")["lr_tuned"]
     out["relu_tuned"] = out["setting"].map(relu)
     out["relu_shared"] = out["setting"].map(out[out["activation"].eq(BASELINE)].set_index("setting")["lr_shared"])
@@ -191,3 +194,59 @@ def _rates(ctx: Context, shared: pd.DataFrame) -> pd.DataFrame:
 def verdict_cell(row: pd.Series, side: str, metric: Metric) -> str:
     """``worse, -1.47 pt [-2.01, -0.93]``: a verdict with its paired difference to ReLU."""
     return f"{row[f'verdict_{side}']}, {findings.difference(row, metric, f'_{side}')}"
+
+
+def section_before(ctx: Context) -> str:
+    """A tuned suite against its runs as published before, on fewer tuning seeds (``[tune] before``): which chosen
+    rates moved and which verdicts against ReLU changed, those at unmoved rates counted apart."""
+    if not ctx.tuned or not ctx.before_source:
+        return ""
+    title = "## What the added tuning seeds changed\n\n"
+    if ctx.before_runs is None or ctx.before_runs.empty or ctx.before_choices is None:
+        return title + f"No runs published before to compare with: {ctx.before_source}.\n"
+    keys = ["setting", "activation"]
+    rates = _chosen(ctx, ctx.before_choices).merge(_chosen(ctx, ctx.choices), on=keys, suffixes=("_before", "_now"))
+    relu = rates[rates["activation"].eq(BASELINE)].set_index("setting")
+    rates["relu_before"], rates["relu_now"] = (rates["setting"].map(relu[f"lr_{side}"]) for side in ("before", "now"))
+    moved = rates[rates["lr_before"].ne(rates["lr_now"])]
+    before = stats.paired_tests(
+        ctx.with_regularizer(ctx.before_runs),
+        ctx.metric.test,
+        baseline=BASELINE,
+        test=ctx.paired_test,
+        higher_is_better=ctx.metric.higher_is_better,
+        by=ctx.pair_by,
+    )
+    both = side_by_side(before.assign(setting=ctx.label(before).to_numpy()), pairs(ctx), keys, ("before", "now"))
+    both = both.merge(rates, on=keys, how="left")
+    both["same_rates"] = both["lr_before"].eq(both["lr_now"]) & both["relu_before"].eq(both["relu_now"])
+    changed = both[both["verdict_before"].ne(both["verdict_now"])]
+    changed = changed.sort_values(["setting", "same_rates", "activation"], kind="stable")
+    note = (
+        f"The choices and verdicts of this suite as published before ({ctx.before_source}), each rate chosen there "
+        "on that bundle's tuning seeds, against this report's, chosen on all of its tuning seeds by the same rule. "
+        f"{findings.counted(len(moved), 'chosen rate')} of {len(rates)} moved; "
+        f"{findings.counted(len(changed), 'verdict')} against ReLU of {findings.counted(len(both), 'comparison')} "
+        f"changed, {int(changed['same_rates'].sum())} of them where neither the activation's rate nor ReLU's moved "
+        "(the verdict rule, the re-run or the Holm family: compare the headers). Both sides are judged by this "
+        "report's rules, a run that did not learn included."
+    )
+    parts = [title + note + "\n"]
+    if len(moved):
+        shown = moved.assign(**{"rate before": moved["lr_before"], "rate now": moved["lr_now"]})
+        table = tables.markdown_table(shown[[*keys, "rate before", "rate now"]], {"rate before": "g", "rate now": "g"})
+        parts.append(f"Every rate that moved:\n\n{table}\n")
+    if len(changed):
+        shown = changed.assign(
+            **{
+                "before": [verdict_cell(r, "before", ctx.metric) for _, r in changed.iterrows()],
+                "now": [verdict_cell(r, "now", ctx.metric) for _, r in changed.iterrows()],
+                "rates (ReLU's)": [
+                    f"{r['lr_before']:g} -> {r['lr_now']:g} ({r['relu_before']:g} -> {r['relu_now']:g})"
+                    for _, r in changed.iterrows()
+                ],
+            }
+        )
+        table = tables.markdown_table(shown[[*keys, "before", "now", "rates (ReLU's)"]])
+        parts.append(f"Every verdict that changed:\n\n{table}\n")
+    return "\n".join(parts)
