@@ -91,7 +91,7 @@ def test_a_rate_that_wins_on_one_tuning_seed_by_luck_and_does_not_learn_on_the_o
     lucky = runs["activation"].eq("relu") & runs["lr"].eq(1e-2)
     runs.loc[lucky & runs["seed"].eq(100), "val_acc"] = 0.99  # the best score of the grid, on one seed
     assert chosen(runs[runs["seed"].eq(100)])[("mnist", "relu")] == 1e-2  # one tuning seed: luck picks it
-    runs.loc[lucky & runs["seed"].eq(101), "val_acc"] = 0.17  # 8 % of the way from chance to the best: not learned
+    runs.loc[lucky & runs["seed"].eq(101), "val_acc"] = 0.25  # 18 % of the way from chance to the best: not learned
     assert chosen(runs)[("mnist", "relu")] == BEST["relu"]  # two: the rate that learns on both
     scores = tuning.scores(runs, ["dataset", "model"]).set_index(["dataset", "activation", "lr"])["score"]
     assert scores["mnist", "relu", 1e-2] == pytest.approx((0.99 + 0.1) / 2)  # the stuck run counts as chance

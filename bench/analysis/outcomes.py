@@ -1,10 +1,14 @@
 """What one run came to: its configuration, its metric values, and whether it learned at all.
 
 A run ends ok, diverged or failed (its status). Among the ok runs, one that **did not learn** is an outcome of its own:
-its final validation metric went less than a tenth of the way (:data:`LEARNED`) from the metric's chance level (ten
-classes: accuracy 0.1; a language model: the uniform distribution's loss) to the best mean of its setting, the mean
-over seeds of the best configuration among the runs compared with each other there (every activation of a setting,
-each at its own rate). A network stuck at chance with a working rate, or one whose units all died, ends there. Where
+its final validation metric went less than a quarter of the way (:data:`LEARNED`) from the metric's chance level
+(ten classes: accuracy 0.1; a language model: the uniform distribution's loss) to the best mean of its setting, the
+mean over seeds of the best configuration among the runs compared with each other there (every activation of a
+setting, each at its own rate). A network stuck at chance with a working rate, or one whose units all died, ends
+there. A quarter separates what the published reports show: runs stuck near chance end at 0 to 24 % of the way
+(sigmoid in the ten-layer MLP under LeCun's init at 0.19 validation accuracy, tanh under N(0, 1) at 0.14 to 0.18,
+hardsigmoid in the CNN at 0.10 and 0.29 against a best near 0.9), while the weakest runs that learned there reach
+60 % and more (sigmoid under LeCun's init on its one good seed: 0.64). Where
 even that best mean is no better than chance, no ok run of the setting learned. A run whose chance level is unknown
 is counted as learned (nothing to measure it against). Only validation is read: the test split never decides.
 """
@@ -20,7 +24,7 @@ from bench.config import FIELDS, Status
 from bench.tasks import Metric
 
 SPEC_COLUMNS: tuple[str, ...] = tuple(f for f in FIELDS if f not in ("seed", "device", "compile"))
-LEARNED = 0.1  # the fraction of the way from chance to the setting's best mean that a run must go to have learned
+LEARNED = 0.25  # the fraction of the way from chance to the setting's best mean that a run must go to have learned
 
 
 def config_columns(runs: pd.DataFrame) -> list[str]:

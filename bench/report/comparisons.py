@@ -190,7 +190,7 @@ def section_accuracy(ctx: Context) -> str:
     table = summary_frame(ctx)
     note = (
         "`n` counts ok runs; diverged and failed runs are counted, not averaged; `n_not_learned` counts the ok runs "
-        f"that did not learn (final validation {ctx.metric.label} under a tenth of the way from chance to the "
+        f"that did not learn (final validation {ctx.metric.label} under a quarter of the way from chance to the "
         "setting's best mean: see 'Runs that did not learn'), which are in the mean. **best** is marked only where the "
         "top interval does not overlap the runner-up's; otherwise the top activations are `tied`. `parameters` is the "
         f"network's size with that activation; `x {BASELINE}` marks a network whose size differs from {BASELINE}'s "

@@ -120,7 +120,7 @@ def setting_findings(setting: str, tests: pd.DataFrame, reference: str, metric: 
         listed = [f"{effect(r, metric)}, {r['better']}" for _, r in stuck.head(MAX_NAMED).iterrows()]
         more = f"; and {len(stuck) - MAX_NAMED} more" if len(stuck) > MAX_NAMED else ""
         lines.append(
-            f"  - Not tested, because a run did not learn (its final validation {metric.label} under a tenth of the "
+            f"  - Not tested, because a run did not learn (its final validation {metric.label} under a quarter of the "
             f"way from chance to the setting's best; a mean over a bimodal outcome says nothing): "
             f"{'; '.join(listed)}{more}."
         )

@@ -111,9 +111,9 @@ def section_not_learned(ctx: Context) -> str:
     stuck = ctx.runs[went.lt(outcomes.LEARNED)]
     lines = ["## Runs that did not learn", ""]
     rule = (
-        f"A run that ended ok did not learn when its final validation {metric.label} went less than a tenth of the way "
-        "from chance to the best mean of its setting (the best activation there, at its rate); such a run is in the "
-        "means but no paired test is made with it: the comparison is *unstable (k of n seeds did not learn)*, or "
+        f"A run that ended ok did not learn when its final validation {metric.label} went less than a quarter of the "
+        "way from chance to the best mean of its setting (the best activation there, at its rate); such a run is in "
+        "the means but no paired test is made with it: the comparison is *unstable (k of n seeds did not learn)*, or "
         "*did not learn* where no seed did."
     )
     if stuck.empty:
