@@ -9,13 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.analysis import effects, stats, tuning
+from bench.analysis import effects, outcomes, stats, tuning
 from bench.config import Status
 from bench.report import findings
 from bench.report.context import Context
 from bench.tasks import Metric
 
-CHANCE_MARGIN = 0.05  # without auto runs to compare with: a run this close to chance (accuracy: 5 points) did not learn
 ALPHA = 0.05
 PLATEAU = 0.01  # a rate whose mean validation metric is this close to the best (accuracy: 1 point) is on the plateau
 LEVEL_NAMES = {"normal": "N(0, 1)"}  # the textbook's name of our initializer
@@ -79,18 +78,14 @@ def _test_name(ctx: Context) -> str:
 
 def _health(ctx: Context) -> pd.DataFrame:
     """Per configuration: the test metric (summarize's columns), how many of its runs did not learn (``n_stuck``: not
-    ok, or the test metric short of halfway from the run's chance level to the mean of the activation's ``auto`` runs),
-    whether most did not (``failed``), and the shares of units saturated and dead before training (epoch 0, mean over
-    hidden layers and seeds, runs that diverged later included)."""
+    ok, or :func:`bench.analysis.outcomes.not_learned` among the activation's initializers in its panel), whether most
+    did not (``failed``), and the shares of units saturated and dead before training (epoch 0, mean over hidden layers
+    and seeds, runs that diverged later included)."""
     metric = ctx.metric
     table = stats.summarize(ctx.runs, metric.test, by=ctx.by)
     panel = [c for c in ctx.by if c != "init"]
-    auto = table[table["init"].eq("auto")].set_index(panel)["mean"].rename("_auto")
-    runs = ctx.runs.merge(auto, left_on=panel, right_index=True, how="left")
-    chance = pd.to_numeric(runs["chance"])
-    floor = (chance + (runs["_auto"] - chance) / 2).fillna(chance + metric.sign * CHANCE_MARGIN)
-    value = pd.to_numeric(runs[metric.test], errors="coerce").where(runs["status"].eq(Status.OK))
-    stuck = runs[ctx.by].assign(n_stuck=~(metric.sign * value >= metric.sign * floor))
+    not_ok = ctx.runs["status"].ne(Status.OK)
+    stuck = ctx.runs[ctx.by].assign(n_stuck=not_ok | outcomes.not_learned(ctx.runs, panel, metric))
     table = table.merge(stuck.groupby(ctx.by, dropna=False)["n_stuck"].sum().reset_index(), on=ctx.by)
     table["failed"] = table["n_stuck"] > (table["n"] + table["n_diverged"] + table["n_failed"]) / 2
     for metric in ("saturated_frac", "dead_frac"):
@@ -125,13 +120,13 @@ def init_findings(ctx: Context) -> str:
     training; then N(0, 1) over all activations."""
     health, label = _health(ctx), ctx.metric.label
     tests = _against(ctx, "init", "auto") if "auto" in set(ctx.runs["init"]) else None
-    short = "below" if ctx.metric.higher_is_better else "above"
     head = (
         f"Each initializer against the activation's own variance-keeping gain (`auto`): final test {label}, paired by "
         f"seed (same data order), two-sided {_test_name(ctx)}, Holm within each activation (the family: its other "
         f"initializers); worse or better only where p_holm < {ALPHA}. A run **did not learn** where it diverged or "
-        f"failed or its test {label} stayed {short} halfway from chance ({_chance(ctx)}) to the mean of the "
-        "activation's `auto` runs; an initializer **fails** where most of its runs did not learn. Before training "
+        f"failed or its final validation {label} went less than a quarter of the way from chance ({_chance(ctx)}) to "
+        "the best mean of the activation's initializers; an initializer **fails** where most of its runs did not "
+        "learn. Before training "
         "(epoch 0, on the probe batch, mean over hidden layers and seeds): saturated, the share of pre-activations "
         "(units x inputs) where |f'| < 1 % of its maximum (relu's negative half, where f' = 0, counts); dead, the "
         "share of units with f' = 0 on every input. N(0, 1) is the textbook's plain normal init (`normal`)."
