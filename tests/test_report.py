@@ -506,22 +506,25 @@ def estimated_seconds(specs) -> float:
 
 
 # Seconds per run on one of 2 one-thread workers side by side, evaluation included, averaged over the default
-# suite's 38 activations: measured from one seed of each in every setting at the shared rates (152 runs in 10 min 3 s
-# on this 2-core machine).
-RUN_SECONDS = {("cnn", (8, 16)): 20.4, ("deep_mlp", ()): 5.0, ("mlp", ()): 3.1}
+# suite's 38 activations: the mean wall_seconds of the 1,282 runs published tuned on one seed (reports/default/
+# one-tuning-seed: tuning and evaluation, 2 cores of an AMD EPYC VM with AVX-512).
+RUN_SECONDS = {("cnn", (8, 16)): 19.5, ("deep_mlp", ()): 3.4, ("mlp", ()): 3.5}
 
 
-def test_the_tuned_default_suite_fits_100_minutes_on_two_cores():
+def test_the_tuned_default_suite_fits_120_minutes_on_two_cores():
     plan = load_plan("default")
     assert plan.tuned and len({s.key for s in plan.specs}) == len(plan.specs)
     assert {s.device for s in plan.specs} == {"cpu"}
     assert all(len(g) >= 3 and max(g) / min(g) >= 10 for g in plan.grids.values())  # log grids spanning 10x
     assert all(min(g) < s.lr < max(g) for s in plan.specs for g in [plan.grids[s.key]])  # around the shared rate
     assert not {s.seed for s in plan.specs} & set(plan.tune_seeds)
-    past_edges = [s for s in plan.specs if s.seed == 0]  # at most one more rate per setting, on the tuning seed
+    assert len(plan.tune_seeds) == 2  # one let a rate at the edge of stability win by luck
+    # One more rate on each tuning seed for the settings whose best is at an edge: 66 and 70 of the 152 when measured,
+    # so half of them, on both seeds.
+    past_edges = [s for s in plan.specs if s.seed == 0]
     runs = [*plan.tuning(), *past_edges, *plan.specs]
     seconds = sum(RUN_SECONDS[s.model, s.channels] for s in runs) / 2  # two workers
-    assert seconds <= 95 * 60  # with ~1.5 min of install and ~2 min of report: make bench within 100 minutes
+    assert seconds <= 116.5 * 60  # with ~1.5 min of install and ~2 min of report: make bench within 120 minutes
     description = suite_description("default")  # the choice reads validation only; the budget, measured
     assert "validation accuracy over tuning seeds 100 and 101" in description and "make bench" in description
 

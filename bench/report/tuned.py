@@ -30,7 +30,8 @@ def section_tuning(ctx: Context) -> str:
         "## Learning rates, chosen per activation\n\n"
         "Each activation trained at its own rate, chosen by the same rule for ReLU as for every other: the rate of "
         f"its setting's grid with the best mean final validation {ctx.metric.label} over the tuning seeds (a diverged "
-        "or failed run counts as worst; equal scores go to the smaller rate; the test split is never read), one rate "
+        "or failed run counts as worst, one that did not learn as chance; equal scores go to the smaller rate; the "
+        "test split is never read), one rate "
         f"more past the grid's edge where the best was at the edge. Grids: {'; '.join(grids)}. "
         f"{differ} of {findings.counted(len(others), 'activation')} chose another rate than ReLU in the same setting; "
         f"{len(at_edge)} {'is' if len(at_edge) == 1 else 'are'} still at an edge of the extended grid"
@@ -208,7 +209,7 @@ def section_before(ctx: Context) -> str:
     rates = _chosen(ctx, ctx.before_choices).merge(_chosen(ctx, ctx.choices), on=keys, suffixes=("_before", "_now"))
     relu = rates[rates["activation"].eq(BASELINE)].set_index("setting")
     rates["relu_before"], rates["relu_now"] = (rates["setting"].map(relu[f"lr_{side}"]) for side in ("before", "now"))
-    moved = rates[rates["lr_before"].ne(rates["lr_now"])]
+    moved = rates[rates["lr_before"].ne(rates["lr_now"])].sort_values(keys, kind="stable")
     before = stats.paired_tests(
         ctx.with_regularizer(ctx.before_runs),
         ctx.metric.test,
