@@ -281,3 +281,25 @@ def test_each_activation_at_its_own_rate_is_told_from_shared_rates_and_from_a_gr
         for s in (0, 1)
     ]
     assert context._one_rate_each(pd.DataFrame(rows)) is own
+
+
+def test_a_regularizer_suite_in_two_regimes_opens_with_its_regularizers_and_says_where_the_network_overfits(tmp_path):
+    regimes = "".join(f"\n[[grid]]\nepochs = {e}\n\n[[grid]]\nepochs = {e}\ndropout = 0.3\n" for e in (2, 3))
+    suite = write_suite(tmp_path / "regs.toml", GRID + 'activation = ["relu", "tanh"]\nseeds = 3\n' + regimes)
+    noise = {0: 0.001, 1: -0.002, 2: 0.0015}
+
+    def value(spec, split):  # train 6 pt above test: a gap of more than 5 pt in both regimes
+        return 0.85 + noise[spec.seed] * (spec.dropout > 0) + (0.06 if split == "train" else 0)
+
+    store = synthetic_store(tmp_path / "regs.sqlite", suite, value)
+    ctx = command.load(suite, store, tmp_path / "out", None, timing=False)
+    assert factors.factor(ctx) == "regularizer" and set(ctx.label_cols) == {"epochs", "regularizer"}
+    longer = ctx.runs.loc[ctx.runs["epochs"].eq(3), "key"]
+    last = ctx.epochs["key"].isin(longer) & ctx.epochs["epoch"].eq(2) & ctx.epochs["metric"].eq("loss")
+    ctx.epochs.loc[last & ctx.epochs["split"].eq("val"), "value"] = 5.0  # validation loss rises at the end
+    text = factors.section_findings(ctx)
+    assert text.startswith("## What this benchmark found\n\nEach regularizer against none")
+    lines = [line for line in text.splitlines() if "validation loss lowest" in line]
+    assert len(lines) == 2 and "epochs=2" in lines[0] and "epochs=3" in lines[1]
+    assert "+6.00 pt" in lines[0] and "it does not overfit by this measure" in lines[0]
+    assert "lowest at epoch 1" in lines[1] and "5.000 at the end (epoch 2): **it overfits**" in lines[1]

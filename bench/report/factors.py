@@ -22,9 +22,11 @@ VERDICT_WORDS = {"test": {"better": "better", "worse": "worse"}, "gap": {"better
 
 
 def factor(ctx: Context) -> str | None:
-    """The factor this suite varies besides the activation (``init``, ``regularizer`` or ``lr``), or None."""
-    varied = ctx.label_cols  # the setting columns that vary within a dataset/model panel
-    return varied[0] if len(varied) == 1 and varied[0] in ("init", "regularizer", "lr") else None
+    """The factor this suite varies besides the activation (``init``, ``regularizer`` or ``lr``), or None: the one of
+    them among the setting columns that vary within a dataset/model panel; any other such column (the regularizers'
+    epochs and training subset) makes panels of its own."""
+    named = [c for c in ctx.label_cols if c in ("init", "regularizer", "lr")]
+    return named[0] if len(named) == 1 else None
 
 
 def section_findings(ctx: Context) -> str:
