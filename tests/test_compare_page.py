@@ -51,3 +51,21 @@ def test_a_setting_without_an_ok_run_is_said_not_skipped(tmp_path):
     text, _ = build(tmp_path, *found(tmp_path, mine_status=lambda spec: Status.DIVERGED))
     assert "- mnist/mlp: not ranked, no run ended ok (3 diverged;" in text
     assert "## Diverged and failed runs" in text
+
+
+def test_a_new_activation_that_does_not_learn_in_some_seeds_is_unstable_against_the_field(tmp_path, monkeypatch):
+    stuck = {0: 0.1, 1: 0.1}  # elu stays at chance in seeds 0 and 1, learns in seed 2
+    original = value
+
+    def flaky(spec, split):
+        return stuck.get(spec.seed, original(spec, split)) if spec.activation == "elu" else original(spec, split)
+
+    monkeypatch.setattr(__import__(__name__), "value", flaky)
+    text, out = build(tmp_path, *found(tmp_path))
+    assert "vs relu -" in text and "(unstable (2 of 3 seeds did not learn))" in text
+    assert (
+        "not tested against 2 (a run did not learn)" in text
+        and "better than 0 and worse than 0 of the 0 others" in text
+    )
+    pairs = pd.read_csv(out / "comparison.csv").set_index("versus")
+    assert set(pairs["better"]) == {"unstable (2 of 3 seeds did not learn)"} and pairs["p_value"].isna().all()
