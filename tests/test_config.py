@@ -52,6 +52,7 @@ def test_key_changes_when_any_field_changes():
         "beta2": 0.99,
         "clip": 1.0,
         "warmup": 10,
+        "train_size": 1000,
     }
     untestable_here = {"channels", "device", "amp"}  # channels need cnn; cuda/amp are not on this machine
     other_task = {"task", "model_args"}  # the image task's models have no model_args: tests/test_tasks.py
