@@ -42,14 +42,18 @@ def metric_values(runs: pd.DataFrame, metric: str) -> pd.Series:
     return values.where(runs["status"].eq(Status.OK) & np.isfinite(values))
 
 
+def chance_levels(runs: pd.DataFrame, metric: Metric) -> pd.Series | float:
+    """Each run's chance level (its ``chance`` column, where datasets differ), else the metric's."""
+    return pd.to_numeric(runs["chance"]).astype(float) if "chance" in runs.columns else metric.chance
+
+
 def progress(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = None) -> pd.Series:
     """Per run: how far its final validation metric went from chance (0) toward its setting's best mean (1); NaN for
     a run that is not ok or has no chance level, -inf where the setting's best mean is no better than chance."""
     metric = metric or Metric.of(runs)
     if metric.val not in runs.columns:  # no validation metric recorded: nothing to measure a run by
         return pd.Series(np.nan, index=runs.index)
-    value = metric_values(runs, metric.val)
-    chance = pd.to_numeric(runs["chance"]).astype(float) if "chance" in runs.columns else metric.chance
+    value, chance = metric_values(runs, metric.val), chance_levels(runs, metric)
     key = lambda columns: [runs[c] for c in columns] if columns else np.zeros(len(runs))
     mean = (metric.sign * value).groupby(key(config_columns(runs)), dropna=False).transform("mean")
     best = mean.groupby(key(list(setting)), dropna=False).transform("max")  # larger is better: sign applied

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.frames import matched
-from bench.analysis.outcomes import not_learned
+from bench.analysis.outcomes import chance_levels, not_learned
 from bench.config import RunSpec, Status
 from bench.plan import Plan, setting_id
 from bench.tasks import Metric
@@ -44,7 +44,7 @@ def scores(runs: pd.DataFrame, setting: Sequence[str], metric: Metric | None = N
     keys = [*_per(setting), "lr"]
     recorded = runs.get(metric.val, pd.Series(np.nan, index=runs.index))  # absent: none finished ok
     value = pd.to_numeric(recorded, errors="coerce").where(runs["status"].eq(Status.OK))
-    chance = pd.to_numeric(runs["chance"]).astype(float) if "chance" in runs.columns else metric.chance
+    chance = chance_levels(runs, metric)
     stuck = not_learned(runs, [c for c in setting if c != "activation"], metric)
     value = value.where(~stuck, np.where(metric.sign * value < metric.sign * chance, value, chance))
     frame = runs[keys].assign(_value=value, _broken=~np.isfinite(value))  # not ok, or no finite value
