@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint cards bench report compare perf clean
+.PHONY: install test lint cards bench report compare perf profile clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ compare: install
 # Training samples/s of each path on DEVICE (auto: the GPU where there is one; make perf DEVICE=cpu to measure the CPU).
 perf: install
 	$(PY) -m bench.perf --device $(DEVICE)
+
+# Where one CNN run's time goes, phase by phase (ReLU, isrlu, maxout; one thread, as the pool runs it): a few minutes.
+profile: install
+	$(PY) -m bench.perf --profile relu,isrlu,maxout
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ from activations import errors
 from bench.config import DEVICES, RunSpec, make_spec
 
 MODELS = ("mlp", "cnn", "gpt")  # the image task's MNIST networks, and the char_lm task's transformer
+PROFILED = "relu,isrlu,maxout"  # make profile: ReLU and two of the slowest activations in the CNN
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rounds", type=int, default=3, help="measure every path this many times, in turn; report the median"
     )
-    parser.add_argument("--out", default="results/perf.json", help="where to write the JSON table")
+    parser.add_argument(
+        "--profile",
+        metavar="ACTIVATIONS",
+        help="instead of the paths: where one run's time goes, phase by phase (traced by torch's profiler), for each "
+        "of these comma-separated activations in the default suite's CNN setting, on the CPU with one thread as the "
+        f"pool runs it (make profile: {PROFILED})",
+    )
+    parser.add_argument(
+        "--out", help="where to write the JSON table (default results/perf.json, with --profile results/profile.json)"
+    )
     return parser
 
 
@@ -99,7 +109,70 @@ def _paths(args: argparse.Namespace, data_dir: Path) -> list[tuple]:
     return paths
 
 
+def _profile_specs(names: str) -> list[RunSpec]:
+    """One run of the default suite's CNN setting (its first CNN spec, seed 0, the suite's rate) per activation, on
+    the CPU."""
+    import activations
+    from bench.config import load_suite
+
+    chosen = [a for a in names.split(",") if a]
+    if not chosen:
+        raise errors.InputError(f"--profile takes comma-separated activations, e.g. {PROFILED}")
+    for name in chosen:
+        activations.create(name)  # an unknown name: one line with the closest registered ones
+    cnn = next(s for s in load_suite("default") if s.model == "cnn")
+    return [dataclasses.replace(cnn, activation=name, seed=0, device="cpu") for name in chosen]
+
+
+def _profile_body(args: argparse.Namespace) -> int:
+    """``--profile``: each run untraced (its time), then traced (its phases), one after another, one thread."""
+    import torch
+
+    from bench.harness import data, phases
+    from bench.harness.loop import cpu_name
+
+    specs = _profile_specs(args.profile)
+    data_dir = data.resolve_data_dir(args.data_dir)
+    torch.set_num_threads(1)  # as a pool worker trains
+    setting = f"{specs[0].dataset}/{specs[0].model} {specs[0].epochs} epochs, seed 0, lr {specs[0].lr:g}"
+    print(f"cpu: {cpu_name()}; 1 thread; {setting}", file=sys.stderr)
+    profiles = {}
+    for spec in specs:
+        print(f"{spec.activation}: a run, then the same run traced", file=sys.stderr)
+        profiles[spec.activation] = phases.profile(spec, data_dir)
+    print(f"cpu: {cpu_name()}; 1 thread; {setting}\n{profile_text(profiles)}")
+    out = Path(args.out or "results/profile.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"cpu": cpu_name(), "threads": 1, "setting": setting, "torch": torch.__version__, "runs": profiles},
+            indent=2,
+        )
+    )
+    print(f"written {out}", file=sys.stderr)
+    return 0
+
+
+def profile_text(profiles: dict[str, dict]) -> str:
+    """The phases as rows, for each activation the seconds of its traced run and their share."""
+    from bench.harness.phases import PHASES
+
+    names = list(profiles)
+    lines = [f"{'phase':22} " + " ".join(f"{n + ' s':>10} {'share':>6}" for n in names)]
+    for phase in PHASES:
+        cells = []
+        for name in names:
+            p = profiles[name]
+            cells.append(f"{p['seconds'][phase]:10.2f} {p['seconds'][phase] / p['traced_wall_seconds']:6.1%}")
+        lines.append(f"{phase:22} " + " ".join(cells))
+    lines.append(f"{'traced run':22} " + " ".join(f"{profiles[n]['traced_wall_seconds']:10.2f} {'':6}" for n in names))
+    lines.append(f"{'run, untraced':22} " + " ".join(f"{profiles[n]['wall_seconds']:10.2f} {'':6}" for n in names))
+    return "\n".join(lines)
+
+
 def _body(args: argparse.Namespace) -> int:
+    if args.profile is not None:
+        return _profile_body(args)
     import torch  # the paths and their tables: not needed for --help
 
     from bench.harness import data
@@ -138,8 +211,9 @@ def _body(args: argparse.Namespace) -> int:
         )
     table = _with_ratios(rows)
     print(f"{where}\n{table_text(table, peak)}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
+    out = Path(args.out or "results/perf.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps(
             {
                 "device": args.spec.device,
@@ -154,7 +228,7 @@ def _body(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
-    print(f"written {args.out}", file=sys.stderr)
+    print(f"written {out}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -35,10 +35,27 @@ from bench.harness.tasks import code
 from bench.provenance import git_sha
 
 AUGMENT_SEED_OFFSET = 7919  # augmentation draws get their own stream, apart from the batch order's
+PHASE_MARK = "actbench: "  # the prefix of the phases' marks
 DENORMAL_BITS = 1 << 20  # the int32 bits of a float32 denormal (1.5e-39), made without float arithmetic
 # cuBLAS reads its workspace setting when a process first uses it: set here, before any run of this process starts
 # CUDA, so that CUDA matrix products are deterministic (a value the user set is kept). No effect on the CPU.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def _mark(phase: str) -> torch.profiler.record_function:
+    """A phase of the run for torch's profiler (:mod:`bench.harness.phases`); costs a microsecond when none traces."""
+    return torch.profiler.record_function(PHASE_MARK + phase)
+
+
+def _marked(phase: str, items: Iterator) -> Iterator:
+    """``items``, each one's making marked as ``phase``."""
+    items = iter(items)
+    while True:
+        with _mark(phase):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
 
 
 @dataclass
@@ -232,11 +249,13 @@ class RunState:
     def evaluate(self, epoch: int) -> None:
         """Validation and test loss and metric, and the per-layer probes, logged for ``epoch``."""
         for split in ("val", "test"):
-            metrics = self.task.evaluate(self.spec, self.model, self.data, split, self.loss_fn)
+            with _mark("evaluation"):
+                metrics = self.task.evaluate(self.spec, self.model, self.data, split, self.loss_fn)
             self.last.update({f"{split}_{k}": v for k, v in metrics.items()})
             self.log(epoch, split, metrics)
         acts, layers = self.task.activations(self.model), self.task.weight_layers(self.model)
-        rows = probe(self.model, self.probe_x, self.probe_y, self.loss_fn, self.max_abs_df, epoch, acts, layers)
+        with _mark("probes"):
+            rows = probe(self.model, self.probe_x, self.probe_y, self.loss_fn, self.max_abs_df, epoch, acts, layers)
         self.layers.extend(rows)
 
     def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
@@ -246,21 +265,27 @@ class RunState:
         self.model.train()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         score_sum, n = None, 0
-        for xb, yb in self.task.batches(spec, self.data, self.order_gen, self.aug_gen):
+        for xb, yb in _marked("batches", self.task.batches(spec, self.data, self.order_gen, self.aug_gen)):
             with self.autocast:
-                out = self.forward(self.task.prepare(spec, xb))
-                loss = self.loss_fn(out, yb)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if spec.clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip, foreach=True)
-            self.optimizer.step()
-            if self.per_step:
-                self.scheduler.step()
-            loss_sum += loss.detach().double() * len(yb)
-            score = self.task.score(out.detach(), yb)
-            score_sum = score if score_sum is None else score_sum + score
-            n += len(yb)
+                with _mark("forward"):
+                    out = self.forward(self.task.prepare(spec, xb))
+                with _mark("loss"):
+                    loss = self.loss_fn(out, yb)
+            with _mark("optimizer"):
+                self.optimizer.zero_grad(set_to_none=True)
+            with _mark("backward"):
+                loss.backward()
+            with _mark("optimizer"):
+                if spec.clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), spec.clip, foreach=True)
+                self.optimizer.step()
+                if self.per_step:
+                    self.scheduler.step()
+            with _mark("bookkeeping"):
+                loss_sum += loss.detach().double() * len(yb)
+                score = self.task.score(out.detach(), yb)
+                score_sum = score if score_sum is None else score_sum + score
+                n += len(yb)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return loss_sum, score_sum, n
