@@ -130,10 +130,12 @@ def _profile_body(args: argparse.Namespace) -> int:
 
     from bench.harness import data, phases
     from bench.harness.loop import cpu_name
+    from bench.runs import executors
 
     specs = _profile_specs(args.profile)
     data_dir = data.resolve_data_dir(args.data_dir)
     torch.set_num_threads(1)  # as a pool worker trains
+    executors.keep_freed_memory()
     setting = f"{specs[0].dataset}/{specs[0].model} {specs[0].epochs} epochs, seed 0, lr {specs[0].lr:g}"
     print(f"cpu: {cpu_name()}; 1 thread; {setting}", file=sys.stderr)
     profiles = {}

@@ -155,3 +155,23 @@ def test_metadata_is_complete(name):
     module = activations.create(name)
     assert getattr(module, "inplace", False) is False
     assert meta.learnable == activations.learnable_parameters(module)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("layout", ["dense", "nchw", "channels_last"])
+def test_maxout_has_the_maxima_and_winners_of_a_max_over_each_group_in_every_layout(k, layout):
+    """Features moved last (the channels-last batch's fast reduction) give the same values, and the gradient goes to
+    the same winner, the first of a tie (ties are common: a zero background gives equal channels)."""
+    torch.manual_seed(0)
+    shape = (8, 6 * k) if layout == "dense" else (8, 6 * k, 5, 5)
+    x = torch.randn(shape).round()  # integers: many ties
+    x = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+    mine, ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out = activations.create(f"maxout(k={k})")(mine)
+    expected = ref.unflatten(1, (-1, k)).max(dim=2).values
+    g = torch.randn(expected.shape)
+    out.backward(g)
+    expected.backward(g)
+    assert torch.equal(out, expected) and torch.equal(mine.grad, ref.grad)
+    if layout == "channels_last":
+        assert out.is_contiguous(memory_format=torch.channels_last)

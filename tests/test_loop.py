@@ -212,3 +212,23 @@ def test_cuda_runs_twice_in_fresh_processes_are_bit_identical(tmp_path, data_dir
     same = epochs1["metric"] != "seconds"
     pd.testing.assert_frame_equal(epochs1[same], epochs2[same])
     pd.testing.assert_frame_equal(layers1, layers2)
+
+
+@pytest.mark.parametrize("act", ["relu", "maxout"])
+def test_evaluation_in_chunks_gives_the_bits_of_whole_batches(data_dir, monkeypatch, act):
+    """The forward pass of an evaluation batch goes in cache-sized chunks: every logit, hence the summed loss and the
+    accuracy, the same as one pass over the batch (as the published records were evaluated)."""
+    from bench.harness import images
+
+    spec = RunSpec(
+        dataset="fashion_mnist", model="cnn", channels=(8, 16), hidden=(64,), activation=act, train_size=2000, seed=3
+    )
+    splits = loop.load(spec, data_dir)
+    state = loop.RunState.start(spec, splits, 0.0, "")
+    state.train_epoch()  # 16 steps: logits spread out
+    chunked = [
+        images.IMAGE_CLASSIFICATION.evaluate(spec, state.model, splits, s, state.loss_fn) for s in ("val", "test")
+    ]
+    monkeypatch.setattr(images, "EVAL_CHUNK", images.EVAL_BATCH)
+    whole = [images.IMAGE_CLASSIFICATION.evaluate(spec, state.model, splits, s, state.loss_fn) for s in ("val", "test")]
+    assert chunked == whole

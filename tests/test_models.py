@@ -1,5 +1,6 @@
 """Models contain only the injected activation, honour width factors, and are initialised reproducibly."""
 
+import copy
 import functools
 import math
 
@@ -169,3 +170,29 @@ def test_the_fixed_gain_of_an_initializer_is_what_it_draws(scheme):
     weight = torch.empty(512, 512)
     INITS[scheme](weight, 3.0, torch.Generator().manual_seed(0))  # a fixed gain ignores the activation's
     assert weight.std().item() * math.sqrt(512) == pytest.approx(FIXED_GAINS[scheme], rel=0.01)
+
+
+def _one_step(net, x, y):
+    """One Adam step on (x, y); the weights after it."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    nn.functional.cross_entropy(net(x), y).backward()
+    optimizer.step()
+    return [p.detach().clone() for p in net.parameters()]
+
+
+@pytest.mark.parametrize("act", ["relu", "isrlu", "maxout"])
+def test_the_cnn_flattens_channels_last_features_into_a_channels_last_gradient_with_the_same_bits(act):
+    torch.manual_seed(0)
+    x = torch.randn(64, *IN_SHAPE).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, CLASSES, (64,))
+    net = build("cnn", act, channels=(8, 16), hidden=(32,)).to(memory_format=torch.channels_last)
+    plain = copy.deepcopy(net)
+    plain[[type(m) for m in plain].index(models.Flatten)] = nn.Flatten()  # autograd's own flatten
+    seen = {}
+    pool = [m for m in net if isinstance(m, nn.MaxPool2d)][-1]
+    pool.register_full_backward_hook(lambda m, gin, gout: seen.update(grad=gout[0]))
+    assert all(torch.equal(a, b) for a, b in zip(_one_step(net, x, y), _one_step(plain, x, y), strict=True))
+    assert seen["grad"].is_contiguous(memory_format=torch.channels_last) and not seen["grad"].is_contiguous()
+    nchw = torch.randn(4, 16, 7, 7, requires_grad=True)  # any other input: nn.Flatten's way
+    models.Flatten()(nchw).sum().backward()
+    assert nchw.grad.is_contiguous()

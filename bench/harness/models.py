@@ -59,6 +59,30 @@ def _conv_blocks(in_shape: tuple[int, int, int], channels: tuple[int, ...], act_
     return layers, c * h * w
 
 
+class _FlattenKeepingLayout(torch.autograd.Function):
+    """Flatten whose gradient comes back in its input's memory layout (autograd's reshape gives it in NCHW)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        return x.flatten(1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.reshape(ctx.shape).contiguous(memory_format=torch.channels_last)
+
+
+class Flatten(nn.Flatten):
+    """``nn.Flatten`` for the conv features: on a channels-last input (the CNN on the CPU) its gradient is channels-last
+    too, as max-pooling's backward needs it; autograd's NCHW gradient takes that kernel's slow mixed-layout path (6x).
+    Equal values: each pooled gradient lands in one place whatever the layout."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return _FlattenKeepingLayout.apply(x)
+        return super().forward(x)
+
+
 DROPOUTS = {"plain": nn.Dropout, "alpha": nn.AlphaDropout}
 
 # The networks by name, each as its feature layers (then flatten, dense blocks and a linear classifier follow).
@@ -67,7 +91,7 @@ FEATURES = {"mlp": _pixels, "deep_mlp": _pixels, "cnn": _conv_blocks}
 
 def _assemble(model, in_shape, num_classes, act_layer, hidden, channels, dropout_layer, batch_norm) -> nn.Sequential:
     layers, features = FEATURES[model](in_shape, channels, act_layer, batch_norm)
-    layers.append(nn.Flatten())
+    layers.append(Flatten())
     layers += _dense_blocks(features, hidden, act_layer, dropout_layer, batch_norm)
     layers.append(nn.Linear(hidden[-1], num_classes))
     return nn.Sequential(*layers)

@@ -10,6 +10,7 @@ split the work when they share a store.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import fcntl
 import math
 import multiprocessing
@@ -38,6 +39,7 @@ EXECUTORS = ("local", "ray")
 Claim = Callable[[RunSpec], bool]
 SLOTS_ENV = "ACTBENCH_SLOTS"  # the folder of the host-wide CPU slots; every driver that shares it shares the cores
 POLL_SECONDS = 0.25
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 @dataclass
@@ -209,9 +211,22 @@ def _start_worker(threads: int, events, registered: dict) -> None:
     tasks.TASKS.update(registered)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_flush_denormal(True)  # before torch starts its threads, which inherit it (see loop.flush_denormals)
+    keep_freed_memory()
     torch.set_num_threads(threads)
     _events = events
     threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
+
+
+def keep_freed_memory() -> None:
+    """This process's freed memory stays with it (glibc on Linux; elsewhere nothing changes): by default a freed block
+    of 128 KiB or more goes back to the kernel, and the next step's tensor of that size faults its pages in again
+    (about 600 pages a CNN training step; 2-5 % of its time, measured). Allocation only: no result changes."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest: blocks up to 32 MiB come from the heap
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)  # and the heap keeps up to 1 GiB free
 
 
 def _end_with(driver: int) -> None:
