@@ -4,6 +4,7 @@ and the report rebuilt from them equals the original; damaged, missing and newer
 import gzip
 import json
 import math
+from pathlib import Path
 
 import pytest
 from test_report import GRID, synthetic_store, write_suite
@@ -101,3 +102,40 @@ def test_missing_damaged_and_newer_bundles_are_one_line_errors(tmp_path, publish
     path.write_bytes(gzip.compress("\n".join([header, *rest[:-1], '{"record": 1}']).encode()))
     assert "line 10 is damaged" in one_line(capsys, ["import", str(path), "--store", store])
     assert not (tmp_path / "s.sqlite").exists()  # no bad bundle created the store
+
+
+@pytest.mark.slow
+def test_a_published_cnn_run_made_on_this_processor_trains_again_to_the_same_bits(data_dir, tmp_path):
+    """The default's published CNN runs reproduce digit for digit where they were made: a ReLU run of the bundle made
+    on this processor model, torch and vector kernels, with one thread, trains again in a one-thread worker to the
+    same result, curves and probes (``bench.compare``'s own check). Skipped where none was made on such a machine."""
+    import torch
+
+    from bench.compare import drift
+    from bench.config import FIELDS, make_spec
+    from bench.harness import loop
+    from bench.runs import results
+    from bench.runs.executors import execute
+
+    here = (loop.cpu_name(), torch.__version__, torch.backends.cpu.get_cpu_capability(), 1)
+    made = lambda r: (r["device_name"], r["torch_version"], r["cpu_capability"], r["threads"])  # noqa: E731
+    _, runs = bundle.read(Path(__file__).resolve().parents[1] / "reports" / "default")
+    mine = [
+        run
+        for run in runs
+        if run[0]["model"] == "cnn" and run[0]["activation"] == "relu" and run[0]["status"] == Status.OK
+        if made(run[0]) == here
+    ]
+    if not mine:
+        pytest.skip(f"no published CNN run of the default was made on {here}")
+    record, epochs, layers, finished = min(mine, key=lambda run: run[0]["lr"])
+    spec = make_spec({f: record[f] for f in FIELDS if record.get(f) is not None})
+    assert spec.key == record["key"]
+    with Store(tmp_path / "published.sqlite") as db:
+        db.save(record, epochs, layers, finished)
+    with Store(tmp_path / "again.sqlite") as db:
+        execute([spec], db, data_dir=data_dir, workers=1, threads=1, progress=False)
+    pairs = drift(
+        results.suite_runs([spec], tmp_path / "published.sqlite"), results.suite_runs([spec], tmp_path / "again.sqlite")
+    )
+    assert len(pairs) == 1 and pairs["identical"].all(), pairs.to_dict("records")
