@@ -101,9 +101,10 @@ def attribute(events: list[FunctionEvent]) -> dict[str, float]:
                 unmarked = "loss" if phase == "loss" else "other layers"
                 made_by[event.sequence_nr] = f"{layer} backward" if layer else unmarked
     for event, phase, layer, node in marked:
-        if phase == "forward":
+        if phase == "forward" and event.name.startswith(loop.PHASE_MARK):  # the forward mark's own time
+            row = "autograd and Python"
+        elif phase == "forward":
             row = f"{layer} forward" if layer else "other layers"
-            row = "autograd and Python" if event.name.startswith(loop.PHASE_MARK) else row
         elif phase == "backward":
             row = made_by.get(node.sequence_nr, "autograd and Python") if node is not None else "autograd and Python"
         else:
