@@ -181,6 +181,32 @@ class SquaredReLU(nn.Module):
         return torch.relu(x).square()
 
 
+class _FirstMax(torch.autograd.Function):
+    """``max(dim=-1)`` over a short last dimension: the same maxima (of a tie between 0 and -0, either) and the
+    gradient to the same winner (the first of a tie; a NaN wins), by elementwise passes over the group members.
+    torch's reduction loops over each group of 2: 7x slower forward (maxout's 128 x 16 x 28 x 28 batch, one thread)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, track: bool) -> torch.Tensor:
+        best, winner = x[..., 0], None
+        for j in range(1, x.shape[-1]):
+            member = x[..., j]
+            if track:  # the winners, for a backward (not while evaluating)
+                wins = torch.logical_not(best >= member).logical_and_(best == best)  # larger, or NaN where best isn't
+                winner = wins.long() if winner is None else winner.masked_fill_(wins, j)
+            best = torch.maximum(best, member)
+        ctx.save_for_backward(winner)
+        ctx.shape = x.shape
+        return best.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (winner,) = ctx.saved_tensors
+        if winner is None:  # groups of one
+            return grad.unsqueeze(-1), None
+        return grad.new_zeros(ctx.shape).scatter_(-1, winner.unsqueeze(-1), grad.unsqueeze(-1)), None
+
+
 @_custom(
     "maxout",
     "other",
@@ -201,7 +227,8 @@ class Maxout(nn.Module):
             raise ValueError(f"maxout(k={self.k}) needs a feature width divisible by {self.k}, got {x.shape[1]}")
         # the features last: on a channels-last batch (the CNN on the CPU) each group of k is then contiguous and so is
         # the result, 4x faster than a reduction over a strided dimension; the same maxima and winners
-        return x.movedim(1, -1).unflatten(-1, (-1, self.k)).max(dim=-1).values.movedim(-1, 1)
+        groups = x.movedim(1, -1).unflatten(-1, (-1, self.k))
+        return _FirstMax.apply(groups, torch.is_grad_enabled() and x.requires_grad).movedim(-1, 1)
 
 
 @_custom(

@@ -2,6 +2,7 @@
 pickles, deep-copies, equals its reference formula and passes gradcheck."""
 
 import copy
+import math
 import pickle
 
 import numpy as np
@@ -157,21 +158,30 @@ def test_metadata_is_complete(name):
     assert meta.learnable == activations.learnable_parameters(module)
 
 
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [1, 2, 3])
 @pytest.mark.parametrize("layout", ["dense", "nchw", "channels_last"])
 def test_maxout_has_the_maxima_and_winners_of_a_max_over_each_group_in_every_layout(k, layout):
-    """Features moved last (the channels-last batch's fast reduction) give the same values, and the gradient goes to
-    the same winner, the first of a tie (ties are common: a zero background gives equal channels)."""
+    """The same values as a max over each group, and the gradient goes to the same winner: the first of a tie (ties
+    are common: a zero background gives equal channels; 0 and -0 tie), a NaN where there is one. With and without
+    autograd (evaluation takes the maxima alone)."""
     torch.manual_seed(0)
     shape = (8, 6 * k) if layout == "dense" else (8, 6 * k, 5, 5)
     x = torch.randn(shape).round()  # integers: many ties
+    x.view(-1)[::7], x.view(-1)[::11] = -0.0, math.nan
     x = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
     mine, ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    out = activations.create(f"maxout(k={k})")(mine)
+    maxout = activations.create(f"maxout(k={k})")
+    out = maxout(mine)
     expected = ref.unflatten(1, (-1, k)).max(dim=2).values
     g = torch.randn(expected.shape)
     out.backward(g)
     expected.backward(g)
-    assert torch.equal(out, expected) and torch.equal(mine.grad, ref.grad)
+    with torch.no_grad():
+        evaluated = maxout(x)
+    tied = (x.unflatten(1, (-1, k)) == expected.detach().unsqueeze(2)).sum(2) > 1
+    assert expected.isnan().any() and (tied.any() or k == 1)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(evaluated, expected.detach(), rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(mine.grad.view(torch.int32), ref.grad.view(torch.int32))  # bit for bit, zeros' signs too
     if layout == "channels_last":
         assert out.is_contiguous(memory_format=torch.channels_last)
