@@ -197,7 +197,7 @@ class _FirstMax(torch.autograd.Function):
             best = torch.maximum(best, member)
         ctx.save_for_backward(winner)
         ctx.shape = x.shape
-        return best.contiguous()
+        return best.contiguous()  # as max(dim) gives it: (..., groups) in order, whatever the input's layout
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
